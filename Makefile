@@ -1,0 +1,40 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv when missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXAMPLE := examples/minimal_cohort
+
+.PHONY: demo test install lint typecheck pytest examples clean
+
+install: $(STAMP)
+
+# torch first: 2.13.0 is a CPU build on this machine's disk; a bare `torch` would download
+# a CUDA build of several GB.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/hepablate validate $(EXAMPLE)
+
+test: install lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest
+
+# Regenerate the example cohort's images (they are committed, and a test checks they match).
+examples: install
+	$(BIN)/python examples/make_minimal_cohort.py $(EXAMPLE)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

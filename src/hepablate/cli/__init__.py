@@ -1,0 +1,62 @@
+"""The ``hepablate`` command line: one sub-command per pipeline stage.
+
+Sub-commands are added only when they work; ``hepablate --help`` lists them.
+Exit codes: 0 success, 2 invalid input (with a list of problems, no traceback),
+1 an internal error (set ``HEPABLATE_DEBUG=1`` to see its traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hepablate import __version__
+from hepablate.cli.validate import validate
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="hepablate",
+    help="Predict the outcome of thermal ablation of liver tumours from clinical data and CT.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(validate)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hepablate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Predict the outcome of thermal ablation of liver tumours from clinical data and CT."""
+
+
+def main() -> None:
+    """Entry point of the ``hepablate`` script."""
+    try:
+        app()
+    except Exception as exc:  # an unexpected failure is a bug: say so in one line
+        if os.environ.get("HEPABLATE_DEBUG"):
+            raise
+        Console(stderr=True).print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {exc}\n"
+            "This is a bug in hepablate; rerun with HEPABLATE_DEBUG=1 for the traceback "
+            "and report it.",
+            markup=True,
+            highlight=False,
+        )
+        sys.exit(1)

@@ -1,0 +1,43 @@
+"""Shared fixtures: the example cohort, copies of it to break, and the real reference data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_COHORT = REPO / "examples" / "minimal_cohort"
+
+
+def shared_data_dir() -> Path:
+    """``HEPABLATE_SHARED_DATA``, or ``../shared/data`` beside the repository."""
+    configured = os.environ.get("HEPABLATE_SHARED_DATA")
+    return Path(configured) if configured else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real reference data; skipped when absent, a failure when CI requires it."""
+    path = shared_data_dir()
+    if not path.is_dir():
+        reason = f"real reference data not found at {path} (set HEPABLATE_SHARED_DATA)"
+        if os.environ.get("HEPABLATE_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(reason + "; HEPABLATE_REQUIRE_SHARED_DATA=1 makes this a failure")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def example_cohort() -> Path:
+    return EXAMPLE_COHORT
+
+
+@pytest.fixture
+def cohort_copy(tmp_path: Path) -> Path:
+    """A writable copy of the example cohort, for tests that break one thing in it."""
+    target = tmp_path / "cohort"
+    shutil.copytree(EXAMPLE_COHORT, target)
+    return target
