@@ -70,8 +70,14 @@ def _print_report(report: ValidationReport, out: Console) -> None:
             f"Cohort {escape(repr(summary['name']))} in {escape(report.cohort_dir)}: "
             + ", ".join(parts)
         )
-        for endpoint, events in summary.get("events", {}).items():
-            out.print(f"  endpoint {escape(endpoint)}: {events} events")
+        for endpoint, counts in summary.get("endpoints", {}).items():
+            if counts["kind"] == "binary":
+                text = f"{counts['events']} events among {counts['labelled']} labelled rows"
+                text += f" of {counts['rows']}"
+            else:
+                text = f"{counts['events']} events, {counts['censored']} censored"
+                text += f", median time {counts['median_time_months']} months"
+            out.print(f"  endpoint {escape(endpoint)} ({counts['kind']}): {text}")
     for severity in (Severity.ERROR, Severity.WARNING):
         for problem in (p for p in report.problems if p.severity is severity):
             out.print(

@@ -112,7 +112,6 @@ def _inspect(
     if schema.images is not None and check_images:
         images = image_checks.check_images(root, schema, patient_ids, tumour_ids, report, progress)
 
-    report.summary = _summary(schema, patients, tumours, images)
     cohort = Cohort(
         root=root,
         schema=schema,
@@ -121,6 +120,12 @@ def _inspect(
         images=images,
         report=report,
     )
+    report.summary = _summary(schema, patients, tumours, images)
+    report.summary["endpoints"] = {
+        e.name: _endpoint_summary(cohort, e.name)
+        for e in schema.endpoints
+        if e.table == "patients" or cohort.tumours is not None
+    }
     return report, cohort
 
 
@@ -503,11 +508,27 @@ def _summary(
             predictors[column] = round(float(frame[column].isna().mean()) * 100, 1)
     summary["missing_pct"] = {k: v for k, v in predictors.items() if v > 0}
     summary["predictors"] = len(predictors)
-    events: dict[str, int] = {}
-    for endpoint in schema.endpoints:
-        frame = patients if endpoint.table == "patients" else tumours
-        if frame is not None:
-            events[endpoint.name] = int(frame[endpoint.event].fillna(False).astype(bool).sum())
-    summary["events"] = events
     summary["images"] = sum(len(found) for found in images.values())
     return summary
+
+
+def _endpoint_summary(cohort: Cohort, name: str) -> dict[str, Any]:
+    outcomes = cohort.outcomes(name)
+    if "label" in outcomes:
+        labels = outcomes["label"]
+        return {
+            "kind": "binary",
+            "rows": len(labels),
+            "labelled": int(labels.notna().sum()),
+            "events": int(labels.fillna(0).sum()),
+        }
+    known = outcomes.dropna()
+    return {
+        "kind": "time_to_event",
+        "rows": len(outcomes),
+        "events": int(known["event"].astype(bool).sum()),
+        "censored": int((~known["event"].astype(bool)).sum()),
+        "median_time_months": round(float(known["time_months"].median()), 1)
+        if len(known)
+        else None,
+    }
