@@ -16,7 +16,7 @@ from hepablate.cohort.schema import (
     TimeToEventEndpoint,
 )
 
-__all__ = ["PATIENT_INDEX", "TUMOUR_INDEX", "Cohort"]
+__all__ = ["PATIENT_INDEX", "TUMOUR_INDEX", "Cohort", "label_at_horizon"]
 
 # Index names of the typed tables, whatever the columns are called in the files.
 PATIENT_INDEX = "patient_id"
@@ -79,13 +79,21 @@ def binary_label(
     """The 0/1 label at the endpoint's horizon (NA where it cannot be known)."""
     if time_months is None:
         return event.astype("Int64")
-    horizon = endpoint.horizon_months
+    return label_at_horizon(event, time_months, endpoint.horizon_months)
+
+
+def label_at_horizon(event: pd.Series, time_months: pd.Series, horizon_months: float) -> pd.Series:
+    """1 if the event happened by the horizon, 0 if followed to it without, else NA.
+
+    A row censored before the horizon cannot be labelled: whether its event would have come in
+    time is unknown. An event after the horizon counts as 0.
+    """
     happened = event.fillna(False).to_numpy(dtype=bool)
     known_time = time_months.notna().to_numpy()
     times = time_months.to_numpy(dtype=float, na_value=np.nan)
     label = pd.Series(pd.NA, index=event.index, dtype="Int64")
-    positive = happened & known_time & (times <= horizon)
-    negative = known_time & event.notna().to_numpy() & (times >= horizon)
+    positive = happened & known_time & (times <= horizon_months)
+    negative = known_time & event.notna().to_numpy() & (times >= horizon_months)
     label[positive] = 1
     label[negative & ~positive] = 0
     return label
