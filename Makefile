@@ -17,14 +17,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+DEMO := runs/demo
+
 demo: install
 	$(BIN)/hepablate validate $(EXAMPLE)
+	rm -rf $(DEMO)/cohort
+	$(BIN)/hepablate simulate --n 200 --seed 1 --out $(DEMO)/cohort --preview
+	$(BIN)/hepablate validate $(DEMO)/cohort
 
 test: install lint typecheck pytest
 
 lint: install
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check src tests examples benchmarks
 
 typecheck: install
 	$(BIN)/mypy

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from hepablate import __version__
+from hepablate.cli.simulate import simulate
 from hepablate.cli.validate import validate
 
 __all__ = ["app", "main"]
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(validate)
+app.command()(simulate)
 
 
 def _version(value: bool) -> None:

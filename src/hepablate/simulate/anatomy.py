@@ -36,7 +36,7 @@ Array = np.ndarray
 # A vessel counts for "perivascular" and heat sink from a calibre of 3 mm (radius 1.5 mm).
 LARGE_VESSEL_RADIUS_MM = 1.5
 # Field of view of the liver-region scans (mm, centred on the origin).
-FIELD_OF_VIEW_MM = (210.0, 170.0, 150.0)
+FIELD_OF_VIEW_MM = (220.0, 175.0, 155.0)
 
 
 @dataclass
@@ -45,6 +45,7 @@ class Anatomy:
     vessels: list[Tube]
     organs: list[tuple[str, Shape, float]]  # name, shape, HU; painted in order, under the liver
     beside: list[tuple[str, Shape, float]]  # painted over the liver (spine, aorta)
+    bowel_seed: int  # the bowel loops drawn around the liver
     capsule_distance: Array  # distance (mm) to the liver surface, inside >0, on a 2 mm grid
     capsule_origin: Array
     capsule_spacing_mm: float
@@ -118,20 +119,37 @@ class AblationZone:
         return ablated
 
 
+@dataclass(frozen=True)
+class _Lobes:
+    amplitudes: Array
+    frequencies: Array
+    directions: Array
+    phases: Array
+
+    def shape(self, centre: Array, radii: Array, taper: float = 0.0) -> StarShape:
+        return StarShape(
+            centre, radii, self.amplitudes, self.frequencies, self.directions, self.phases, taper
+        )
+
+
 def _lobulation(
     rng: np.random.Generator, n: int, amplitude: float, frequency: tuple[float, float]
-) -> dict[str, Array]:
+) -> _Lobes:
     directions = rng.normal(size=(n, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    return {
-        "amplitudes": amplitude * rng.uniform(0.5, 1.0, n) / np.sqrt(n),
-        "frequencies": rng.uniform(*frequency, n),
-        "directions": directions,
-        "phases": rng.uniform(0, 2 * np.pi, n),
-    }
+    return _Lobes(
+        amplitudes=amplitude * rng.uniform(0.5, 1.0, n) / np.sqrt(n),
+        frequencies=rng.uniform(*frequency, n),
+        directions=directions,
+        phases=rng.uniform(0, 2 * np.pi, n),
+    )
 
 
-def _tube(start: Array, end: Array, radius: float) -> Tube:
+def _tube(
+    start: Array | tuple[float, float, float],
+    end: Array | tuple[float, float, float],
+    radius: float,
+) -> Tube:
     return Tube(np.asarray(start, dtype=float), np.asarray(end, dtype=float), float(radius))
 
 
@@ -168,11 +186,9 @@ def _vessel_tree(rng: np.random.Generator, liver_centre: Array) -> list[Tube]:
 def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     """The liver region of one patient (without tumours)."""
     centre = np.array([-10.0, 0.0, 0.0]) + rng.normal(0.0, 3.0, 3)
-    radii = np.array([84.0, 64.0, 64.0]) * rng.uniform(0.92, 1.06, 3)
-    liver = StarShape(
-        centre=centre, radii=radii, taper=rng.uniform(0.35, 0.5),
-        **_lobulation(rng, 5, 0.12, (1.0, 2.5)),
-    )
+    radii = np.array([80.0, 63.0, 60.0]) * rng.uniform(0.92, 1.06, 3)
+    taper = rng.uniform(0.35, 0.5)
+    liver = _lobulation(rng, 5, 0.12, (1.0, 2.5)).shape(centre, radii, taper)
     # The IVC runs in a groove of the posterior liver: a large vessel for heat sink and
     # perivascular location, and in the vessel mask.
     ivc = _tube((-18.0, 34.0, -200.0), (-18.0, 34.0, 200.0), 10.0)
@@ -183,16 +199,20 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
         ("fat", Ellipsoid(np.array([0.0, 5.0, 0.0]), np.array([138.0, 104.0, 1e4])), -95.0),
         ("kidney", Ellipsoid(np.array([-62.0, 62.0, -58.0]), np.array([28.0, 24.0, 45.0])), 165.0),
         ("stomach", Ellipsoid(np.array([70.0, -5.0, 10.0]), np.array([32.0, 38.0, 45.0])), 15.0),
-        ("stomach_air", Ellipsoid(np.array([70.0, -30.0, 20.0]), np.array([20.0, 12.0, 22.0])),
-         -900.0),
+        (
+            "stomach_air",
+            Ellipsoid(np.array([70.0, -30.0, 20.0]), np.array([20.0, 12.0, 22.0])),
+            -900.0,
+        ),
     ]
     # Painted over the liver where they touch it, and never part of the liver mask.
-    beside = [
+    beside: list[tuple[str, Shape, float]] = [
         ("spine", Ellipsoid(np.array([0.0, 80.0, 0.0]), np.array([20.0, 17.0, 1e4])), 420.0),
         ("aorta", Tube(np.array([14.0, 54.0, -200.0]), np.array([14.0, 54.0, 200.0]), 11.0), 170.0),
     ]
     capsule, origin, spacing = _capsule_distance(liver)
-    return Anatomy(liver, vessels, organs, beside, capsule, origin, spacing)
+    bowel = int(rng.integers(2**31))
+    return Anatomy(liver, vessels, organs, beside, bowel, capsule, origin, spacing)
 
 
 def _capsule_distance(liver: StarShape, spacing_mm: float = 2.0) -> tuple[Array, Array, float]:
@@ -250,9 +270,14 @@ def place_tumour(
             centre = anatomy.sample_at_depth(rng, radius + (6.0 if strict else 1.0), np.inf)
         if centre is None:
             continue
-        if any(np.linalg.norm(centre - o.centre) < radius + o.shape.radii[0] + 8.0 for o in others):
+        # Tumours stay apart so that their ablation zones do not overlap (a voxel of a label
+        # map names one zone); in a crowded liver the last attempts let them come closer.
+        apart = 30.0 if strict else (15.0 if attempt < 550 else 2.0)
+        if any(
+            np.linalg.norm(centre - o.centre) < radius + o.shape.radii[0] + apart for o in others
+        ):
             continue
-        shape = StarShape(centre=centre, radii=np.full(3, radius), **lobes)
+        shape = lobes.shape(centre, np.full(3, radius))
         surface = shape.surface_points(400)
         depth = anatomy.depth_mm(surface)
         if depth.min() < -2.0:  # mostly outside the liver
@@ -282,7 +307,9 @@ _HEAT_SINK_RADII = {"RFA": 0.6, "MWA": 0.3}
 PLACEMENT_ERROR_MM = 1.7  # per axis: about 2.7 mm in 3-D
 
 
-def _settings_for(modality: str, diameter_mm: float, rng: np.random.Generator) -> tuple[float, float]:
+def _settings_for(
+    modality: str, diameter_mm: float, rng: np.random.Generator
+) -> tuple[float, float]:
     """Power and whole-minute time for a zone of ``diameter_mm``, within the device's limits.
 
     The operator takes one of the powers that reach the diameter within the time limit (the
@@ -306,12 +333,12 @@ def plan_ablation(
 ) -> AblationZone:
     """What the operator aimed for, and what the tissue received.
 
-    The operator aims at a margin of 5-10 mm and picks power and time from the device table;
+    The operator aims at a margin of 5.5-10.5 mm and picks power and time from the device table;
     a tumour too large for one zone gets two or three overlapping zones along one axis. The
     achieved zone differs from the nominal one by device variability (about 10% of the
     diameter), its centre by the needle placement error, and near a large vessel by heat sink.
     """
-    planned_margin = rng.uniform(5.0, 10.0)
+    planned_margin = rng.uniform(5.5, 10.5)
     wanted = tumour.diameter_mm + 2.0 * planned_margin
     power, minutes = _settings_for(modality, wanted, rng)
     nominal = zone_diameter_mm(modality, power, minutes)

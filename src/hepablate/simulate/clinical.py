@@ -9,6 +9,7 @@ numbers) have no effect on any outcome. Parameters and sources: docs/simulator.m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def _logistic(x: float) -> float:
     return float(1.0 / (1.0 + np.exp(-x)))
 
 
-def draw_patient(rng: np.random.Generator, centre: CentreProfile) -> dict[str, object]:
+def draw_patient(rng: np.random.Generator, centre: CentreProfile) -> dict[str, Any]:
     """Demographics, aetiology, liver function and noise labs (AFP comes with the tumours)."""
     p = _AETIOLOGY_P.copy()
     p[0] = np.clip(p[0] + centre.hbv_shift, 0.2, 0.85)
@@ -89,11 +90,19 @@ def draw_patient(rng: np.random.Generator, centre: CentreProfile) -> dict[str, o
     liver_dysfunction = float(rng.normal(0.0, 1.0) + 0.6 * cirrhosis + 0.1)
 
     albumin = float(np.clip(41.0 - 3.6 * liver_dysfunction + rng.normal(0.0, 2.5), 20.0, 52.0))
-    bilirubin = float(np.clip(np.exp(np.log(14.0) + 0.42 * liver_dysfunction
-                                     + rng.normal(0.0, 0.3)), 3.0, 150.0))
+    bilirubin = float(
+        np.clip(np.exp(np.log(14.0) + 0.42 * liver_dysfunction + rng.normal(0.0, 0.3)), 3.0, 150.0)
+    )
     inr = float(np.clip(1.06 + 0.10 * liver_dysfunction + rng.normal(0.0, 0.06), 0.85, 2.6))
-    platelets = float(np.clip(np.exp(np.log(165.0) - 0.22 * liver_dysfunction
-                                     - 0.35 * cirrhosis + rng.normal(0.0, 0.3)), 25.0, 450.0))
+    platelets = float(
+        np.clip(
+            np.exp(
+                np.log(165.0) - 0.22 * liver_dysfunction - 0.35 * cirrhosis + rng.normal(0.0, 0.3)
+            ),
+            25.0,
+            450.0,
+        )
+    )
     ascites = "mild" if rng.random() < _logistic(-4.0 + 1.6 * liver_dysfunction) else "none"
     encephalopathy = (
         "grade_1_2" if rng.random() < _logistic(-5.5 + 1.4 * liver_dysfunction) else "none"
@@ -113,17 +122,28 @@ def draw_patient(rng: np.random.Generator, centre: CentreProfile) -> dict[str, o
         "child_pugh_class": child_pugh_class(points),
         "ecog": 0 if rng.random() < 0.95 else 1,
         # Noise: plausible and correlated with liver function or aetiology, but no effect.
-        "ast_u_l": round(float(np.exp(np.log(42.0) + 0.2 * liver_dysfunction
-                                      + rng.normal(0.0, 0.4)))),
-        "alt_u_l": round(float(np.exp(np.log(38.0) + 0.12 * liver_dysfunction
-                                      + 0.25 * (aetiology == "HCV") + rng.normal(0.0, 0.45)))),
-        "ggt_u_l": round(float(np.exp(np.log(60.0) + 0.4 * (aetiology == "alcohol")
-                                      + rng.normal(0.0, 0.6)))),
+        "ast_u_l": round(
+            float(np.exp(np.log(42.0) + 0.2 * liver_dysfunction + rng.normal(0.0, 0.4)))
+        ),
+        "alt_u_l": round(
+            float(
+                np.exp(
+                    np.log(38.0)
+                    + 0.12 * liver_dysfunction
+                    + 0.25 * (aetiology == "HCV")
+                    + rng.normal(0.0, 0.45)
+                )
+            )
+        ),
+        "ggt_u_l": round(
+            float(np.exp(np.log(60.0) + 0.4 * (aetiology == "alcohol") + rng.normal(0.0, 0.6)))
+        ),
         "creatinine_umol_l": round(float(np.clip(rng.normal(78.0, 16.0), 40.0, 160.0))),
         "sodium_mmol_l": round(float(np.clip(rng.normal(139.0, 3.0), 126.0, 148.0))),
         "haemoglobin_g_l": round(float(np.clip(rng.normal(136.0, 16.0) - 4 * cirrhosis, 80, 180))),
-        "bmi_kg_m2": round(float(np.clip(rng.normal(24.5, 3.5) + 3.0 * (aetiology == "NASH"),
-                                         16.0, 45.0)), 1),
+        "bmi_kg_m2": round(
+            float(np.clip(rng.normal(24.5, 3.5) + 3.0 * (aetiology == "NASH"), 16.0, 45.0)), 1
+        ),
         "diabetes": bool(rng.random() < 0.2 + 0.4 * (aetiology == "NASH")),
         "liver_dysfunction": liver_dysfunction,  # hidden: truth only
     }

@@ -23,7 +23,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from hepablate.imaging.io import Grid
-from hepablate.simulate.anatomy import FIELD_OF_VIEW_MM, draw_anatomy, place_tumour, plan_ablation
+from hepablate.simulate.anatomy import (
+    FIELD_OF_VIEW_MM,
+    AblationZone,
+    TumourSite,
+    draw_anatomy,
+    place_tumour,
+    plan_ablation,
+)
 from hepablate.simulate.clinical import (
     CentreProfile,
     draw_afp_ng_ml,
@@ -46,7 +53,7 @@ from hepablate.simulate.render import ScannerProfile, render_post, render_pre
 from hepablate.simulate.shapes import RigidTransform
 from hepablate.simulate.truth import measure_tumour
 
-__all__ = ["IMAGE_SPACING_MM", "SimulationConfig", "simulate_cohort"]
+__all__ = ["IMAGE_SPACING_MM", "TRUTH_FILE", "SimulationConfig", "simulate_cohort"]
 
 IMAGE_SPACING_MM: dict[str, tuple[float, float, float]] = {
     "small": (1.5, 1.5, 2.5),
@@ -55,7 +62,7 @@ IMAGE_SPACING_MM: dict[str, tuple[float, float, float]] = {
 TRUTH_FILE = "truth.csv"
 # Chances of wanting a site; the realised location is measured and recorded afterwards.
 _P_WANT_SUBCAPSULAR = 0.25
-_P_WANT_PERIVASCULAR = 0.25
+_P_WANT_PERIVASCULAR = 0.2
 _STUDY_START = dt.date(2015, 1, 1)
 
 
@@ -115,7 +122,7 @@ def _bclc(n_tumours: int, largest_mm: float, child_pugh: str, ecog: int) -> str:
 
 def _grids(rng: np.random.Generator, size: str) -> tuple[Grid, Grid]:
     spacing = IMAGE_SPACING_MM[size]
-    counts = tuple(int(round(f / s)) for f, s in zip(FIELD_OF_VIEW_MM, spacing, strict=True))
+    counts = tuple(round(f / s) for f, s in zip(FIELD_OF_VIEW_MM, spacing, strict=True))
     origin = np.array([-f / 2 for f in FIELD_OF_VIEW_MM]) + rng.uniform(-3.0, 3.0, 3)
     post_origin = origin + rng.uniform(-0.5, 0.5, 3) * np.asarray(spacing)
     identity = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
@@ -139,7 +146,8 @@ def _simulate_patient(task: _PatientTask) -> _PatientResult:
     anatomy = draw_anatomy(body_rng)
     modality = "MWA" if body_rng.random() < centre.p_mwa else "RFA"
     patient_latent = body_rng.normal(0.0, 0.7)
-    sites, zones = [], []
+    sites: list[TumourSite] = []
+    zones: list[AblationZone] = []
     for tumour_id in range(1, draw_tumour_count(body_rng) + 1):
         site = place_tumour(
             body_rng,
@@ -155,11 +163,12 @@ def _simulate_patient(task: _PatientTask) -> _PatientResult:
         zones.append(plan_ablation(body_rng, anatomy, site, modality))
     truths = [measure_tumour(s, z, anatomy) for s, z in zip(sites, zones, strict=True)]
     latents = np.array([s.latent for s in sites])
-    liver_dysfunction = float(clinical.pop("liver_dysfunction"))  # type: ignore[arg-type]
+    liver_dysfunction = float(clinical.pop("liver_dysfunction"))
     afp = draw_afp_ng_ml(body_rng, float(latents.mean()), liver_dysfunction)
-    angles = tuple(float(a) for a in np.clip(body_rng.normal(0.0, 2.0, 3), -5.0, 5.0))
-    shift = tuple(float(t) for t in np.clip(body_rng.normal(0.0, 4.0, 3), -10.0, 10.0))
-    motion = RigidTransform.from_angles(angles, shift)  # type: ignore[arg-type]
+    ax, ay, az = (float(a) for a in np.clip(body_rng.normal(0.0, 2.0, 3), -5.0, 5.0))
+    tx, ty, tz = (float(t) for t in np.clip(body_rng.normal(0.0, 4.0, 3), -10.0, 10.0))
+    angles, shift = (ax, ay, az), (tx, ty, tz)
+    motion = RigidTransform.from_angles(angles, shift)
     ablation_date = _STUDY_START + dt.timedelta(days=int(body_rng.integers(0, 5 * 365)))
 
     # Outcomes, from their own stream.
@@ -173,7 +182,7 @@ def _simulate_patient(task: _PatientTask) -> _PatientResult:
         np.full(len(sites), afp),
     )
     ltp_true = draw_ltp_months(outcome_rng, ltp_lp)
-    albi = albi_score(float(clinical["bilirubin_umol_l"]), float(clinical["albumin_g_l"]))  # type: ignore[arg-type]
+    albi = albi_score(float(clinical["bilirubin_umol_l"]), float(clinical["albumin_g_l"]))
     rfs_lp = rfs_linear_predictor(
         len(sites), afp, albi, clinical["aetiology"] == "HCV", float(latents.mean())
     )
@@ -198,51 +207,59 @@ def _simulate_patient(task: _PatientTask) -> _PatientResult:
         "centre": centre.name,
         **clinical,
         "afp_ng_ml": afp,
-        "bclc": _bclc(len(sites), float(diameters.max()), str(clinical["child_pugh_class"]),
-                      int(clinical["ecog"])),  # type: ignore[call-overload]
+        "bclc": _bclc(
+            len(sites),
+            float(diameters.max()),
+            str(clinical["child_pugh_class"]),
+            int(clinical["ecog"]),
+        ),
         "ablation_date": ablation_date.isoformat(),
         "rfs_months": round(min(rfs_true, follow), 1),
         "rfs_event": bool(rfs_true <= follow),
     }
     tumours, truth = [], []
     for site, zone, measured, lp, ltp in zip(sites, zones, truths, ltp_lp, ltp_true, strict=True):
-        tumours.append({
-            "patient_id": task.patient_id,
-            "tumour_id": site.tumour_id,
-            "segment": _couinaud_segment(site.centre, anatomy.liver.centre),
-            "diameter_mm": round(site.diameter_mm + float(body_rng.normal(0.0, 1.0))),
-            "subcapsular": measured.subcapsular,
-            "perivascular": measured.perivascular,
-            "modality": modality,
-            "power_w": round(zone.power_w),
-            "ablation_time_min": round(zone.time_min),
-            "applications": len(zone.ellipsoids),
-            "ltp_months": round(min(float(ltp), follow), 1),
-            "ltp_event": bool(ltp <= follow),
-        })
-        truth.append({
-            "patient_id": task.patient_id,
-            "tumour_id": site.tumour_id,
-            "true_mam_mm": round(measured.minimal_margin_mm, 3),
-            "true_coverage_pct": round(measured.coverage_pct, 3),
-            "true_tumour_volume_ml": round(measured.volume_ml, 4),
-            "true_diameter_mm": round(site.diameter_mm, 3),
-            "true_capsule_gap_mm": round(measured.capsule_gap_mm, 3),
-            "true_vessel_gap_mm": round(measured.vessel_gap_mm, 3),
-            "latent": round(site.latent, 5),
-            "planned_margin_mm": round(zone.planned_margin_mm, 3),
-            "ltp_lp": round(float(lp), 6),
-            "ltp_p24": round(float(ltp_probability_by(np.array([lp]), 24.0)[0]), 6),
-            "ltp_true_months": None if not np.isfinite(ltp) else round(float(ltp), 3),
-            "liver_dysfunction": round(liver_dysfunction, 5),
-            "rfs_lp": round(rfs_lp, 6),
-            "rfs_p24": round(rfs_probability_by(rfs_lp, ltp_lp, 24.0), 6),
-            "follow_up_months": round(follow, 3),
-            "lost_to_follow_up": follow_up.lost,
-            "motion_angles_deg": " ".join(f"{a:.4f}" for a in angles),
-            "motion_matrix": " ".join(f"{v:.9f}" for v in motion.matrix.ravel()),
-            "motion_translation_mm": " ".join(f"{v:.6f}" for v in motion.translation),
-        })
+        tumours.append(
+            {
+                "patient_id": task.patient_id,
+                "tumour_id": site.tumour_id,
+                "segment": _couinaud_segment(site.centre, anatomy.liver.centre),
+                "diameter_mm": round(site.diameter_mm + float(body_rng.normal(0.0, 1.0))),
+                "subcapsular": measured.subcapsular,
+                "perivascular": measured.perivascular,
+                "modality": modality,
+                "power_w": round(zone.power_w),
+                "ablation_time_min": round(zone.time_min),
+                "applications": len(zone.ellipsoids),
+                "ltp_months": round(min(float(ltp), follow), 1),
+                "ltp_event": bool(ltp <= follow),
+            }
+        )
+        truth.append(
+            {
+                "patient_id": task.patient_id,
+                "tumour_id": site.tumour_id,
+                "true_mam_mm": round(measured.minimal_margin_mm, 3),
+                "true_coverage_pct": round(measured.coverage_pct, 3),
+                "true_tumour_volume_ml": round(measured.volume_ml, 4),
+                "true_diameter_mm": round(site.diameter_mm, 3),
+                "true_capsule_gap_mm": round(measured.capsule_gap_mm, 3),
+                "true_vessel_gap_mm": round(measured.vessel_gap_mm, 3),
+                "latent": round(site.latent, 5),
+                "planned_margin_mm": round(zone.planned_margin_mm, 3),
+                "ltp_lp": round(float(lp), 6),
+                "ltp_p24": round(float(ltp_probability_by(np.array([lp]), 24.0)[0]), 6),
+                "ltp_true_months": None if not np.isfinite(ltp) else round(float(ltp), 3),
+                "liver_dysfunction": round(liver_dysfunction, 5),
+                "rfs_lp": round(rfs_lp, 6),
+                "rfs_p24": round(rfs_probability_by(rfs_lp, ltp_lp, 24.0), 6),
+                "follow_up_months": round(follow, 3),
+                "lost_to_follow_up": follow_up.lost,
+                "motion_angles_deg": " ".join(f"{a:.4f}" for a in angles),
+                "motion_matrix": " ".join(f"{v:.9f}" for v in motion.matrix.ravel()),
+                "motion_translation_mm": " ".join(f"{v:.6f}" for v in motion.translation),
+            }
+        )
     return _PatientResult(patient, tumours, truth)
 
 
@@ -300,8 +317,12 @@ def _cohort_yaml(config: SimulationConfig, centres: list[CentreProfile]) -> str:
     levels = [c.name for c in centres]
 
     def number(unit: str, low: float, high: float, concept: str | None = None) -> dict[str, Any]:
-        spec: dict[str, Any] = {"role": "predictor", "type": "number", "unit": unit,
-                                "range": [low, high]}
+        spec: dict[str, Any] = {
+            "role": "predictor",
+            "type": "number",
+            "unit": unit,
+            "range": [low, high],
+        }
         if concept:
             spec["concept"] = concept
         return spec
@@ -316,8 +337,13 @@ def _cohort_yaml(config: SimulationConfig, centres: list[CentreProfile]) -> str:
     patients = {
         "patient_id": {"role": "id", "type": "string"},
         "centre": {"role": "centre", "type": "category", "levels": levels},
-        "age": {"role": "predictor", "type": "integer", "unit": "years", "range": [18, 100],
-                "concept": "age"},
+        "age": {
+            "role": "predictor",
+            "type": "integer",
+            "unit": "years",
+            "range": [18, 100],
+            "concept": "age",
+        },
         "sex": category("M", "F"),
         "aetiology": category("HBV", "HCV", "alcohol", "NASH"),
         "cirrhosis": boolean,
@@ -371,16 +397,38 @@ def _cohort_yaml(config: SimulationConfig, centres: list[CentreProfile]) -> str:
             "tumours": {"file": "tumours.csv", "columns": tumours},
         },
         "endpoints": [
-            {"name": "ltp_24m", "kind": "binary", "table": "tumours", "event": "ltp_event",
-             "time": "ltp_months", "horizon_months": 24,
-             "description": "Local tumour progression within 2 years"},
-            {"name": "ltp", "kind": "time_to_event", "table": "tumours", "time": "ltp_months",
-             "event": "ltp_event"},
-            {"name": "rfs_24m", "kind": "binary", "table": "patients", "event": "rfs_event",
-             "time": "rfs_months", "horizon_months": 24,
-             "description": "Intrahepatic recurrence (local or distant) within 2 years"},
-            {"name": "rfs", "kind": "time_to_event", "table": "patients", "time": "rfs_months",
-             "event": "rfs_event"},
+            {
+                "name": "ltp_24m",
+                "kind": "binary",
+                "table": "tumours",
+                "event": "ltp_event",
+                "time": "ltp_months",
+                "horizon_months": 24,
+                "description": "Local tumour progression within 2 years",
+            },
+            {
+                "name": "ltp",
+                "kind": "time_to_event",
+                "table": "tumours",
+                "time": "ltp_months",
+                "event": "ltp_event",
+            },
+            {
+                "name": "rfs_24m",
+                "kind": "binary",
+                "table": "patients",
+                "event": "rfs_event",
+                "time": "rfs_months",
+                "horizon_months": 24,
+                "description": "Intrahepatic recurrence (local or distant) within 2 years",
+            },
+            {
+                "name": "rfs",
+                "kind": "time_to_event",
+                "table": "patients",
+                "time": "rfs_months",
+                "event": "rfs_event",
+            },
         ],
     }
     if config.images:

@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 LTP_COEFFICIENTS = {
-    "intercept": -1.3,
+    "intercept": -1.4,
     "margin_per_mm": -0.36,  # OR 0.70 per mm
     "beyond_5mm": -1.2,
     "diameter_over_30mm": 0.7,
@@ -59,7 +59,7 @@ RFS_COEFFICIENTS = {
     "latent_mean": 0.35,
 }
 RFS_WEIBULL_SHAPE = 0.9
-RFS_SCALE_MONTHS = 200.0  # baseline: about 13% distant recurrence by 2 years at lp = 0
+RFS_SCALE_MONTHS = 250.0  # baseline: about 10% distant recurrence by 2 years at lp = 0
 
 LOSS_TO_FOLLOW_UP_PER_YEAR = 0.05
 ADMINISTRATIVE_CENSORING_MONTHS = (24.0, 60.0)

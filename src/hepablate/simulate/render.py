@@ -27,7 +27,9 @@ HU_LIVER = 110.0
 HU_VESSEL = 172.0
 HU_TUMOUR = 68.0
 HU_ABLATION = 35.0
-HU_ABLATION_RIM = 90.0
+HU_ABLATION_RIM = 125.0
+RIM_MM = 2.0
+HU_BOWEL = 20.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ def _anatomy_layers(
     ct = _empty(grid, -1000.0)
     for _, shape, hu in anatomy.organs:
         _paint(ct, grid, transform, shape, hu)
+    _bowel(ct, grid, anatomy.bowel_seed)
     liver = _empty(grid, 0, np.uint8)
     _paint(liver, grid, transform, anatomy.liver, 1)
     ct[liver.astype(bool)] = profile.liver_hu
@@ -75,6 +78,20 @@ def _anatomy_layers(
         _paint(vessels, grid, transform, tube, 1)
     ct[vessels.astype(bool)] = HU_VESSEL
     return ct, liver, vessels
+
+
+def _bowel(ct: Array, grid: Grid, seed: int) -> None:
+    """Loops of bowel and mesentery in the abdominal fat: blobs of soft tissue.
+
+    Drawn in the scan's own voxels from the patient's seed (the same loops in both scans,
+    not moved with the liver: bowel moves on its own between scans anyway).
+    """
+    field = np.random.default_rng(seed).standard_normal(ct.shape).astype(np.float32)
+    spacing_zyx = np.asarray(grid.spacing_mm[::-1])
+    field = ndimage.gaussian_filter(field, 5.0 / spacing_zyx)
+    field /= max(float(field.std()), 1e-6)
+    fat = ct == -95.0
+    ct[fat & (field > 1.0)] = HU_BOWEL
 
 
 def _scanner(ct: Array, grid: Grid, profile: ScannerProfile, rng: np.random.Generator) -> Array:
@@ -142,7 +159,9 @@ def render_post(
             continue
         slices, points = box
         ablated = zone.inside(points)
-        interior = ndimage.binary_erosion(ablated)
+        # A rim of about 2 mm: hyperaemia around the coagulated tissue.
+        rim_voxels = max(1, round(RIM_MM / min(grid.spacing_mm)))
+        interior = ndimage.binary_erosion(ablated, iterations=rim_voxels)
         view = ct[slices]
         view[ablated] = HU_ABLATION
         view[ablated & ~interior] = HU_ABLATION_RIM

@@ -225,8 +225,12 @@ def box_coordinates(
     """
     low, high = bounds
     corners = np.array(
-        [[(low, high)[i][0], (low, high)[j][1], (low, high)[k][2]]
-         for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+        [
+            [(low, high)[i][0], (low, high)[j][1], (low, high)[k][2]]
+            for i in (0, 1)
+            for j in (0, 1)
+            for k in (0, 1)
+        ]
     )
     in_scan = transform.apply(corners)
     origin = np.asarray(grid.origin_mm)
