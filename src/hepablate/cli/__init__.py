@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from hepablate import __version__
+from hepablate.cli.extract import extract
 from hepablate.cli.simulate import simulate
 from hepablate.cli.validate import validate
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 app.command()(validate)
 app.command()(simulate)
+app.command()(extract)
 
 
 def _version(value: bool) -> None:

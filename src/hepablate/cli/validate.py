@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hepablate.cohort import Severity, ValidationReport, validate_cohort
 
-__all__ = ["EXIT_INVALID", "validate"]
+__all__ = ["EXIT_INVALID", "print_report", "validate"]
 
 EXIT_INVALID = 2
 
@@ -52,12 +52,12 @@ def validate(
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
-        _print_report(report, Console(highlight=False, soft_wrap=True))
+        print_report(report, Console(highlight=False, soft_wrap=True))
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)
 
 
-def _print_report(report: ValidationReport, out: Console) -> None:
+def print_report(report: ValidationReport, out: Console) -> None:
     summary = report.summary
     if summary:
         parts = [f"{summary['patients']} patients"]
