@@ -24,6 +24,7 @@ demo: install
 	rm -rf $(DEMO)/cohort
 	$(BIN)/hepablate simulate --n 200 --seed 1 --out $(DEMO)/cohort --preview
 	$(BIN)/hepablate validate $(DEMO)/cohort
+	$(BIN)/hepablate extract $(DEMO)/cohort --out $(DEMO)/features.parquet
 
 test: install lint typecheck pytest
 

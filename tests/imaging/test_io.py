@@ -142,3 +142,35 @@ def test_two_dimensional_image_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ImageReadError, match="a 2-D image; a 3-D volume is needed"):
         read_volume(path)
+
+
+def _phantom_series(shared_data: Path, tmp_path: Path) -> Path:
+    source = shared_data / "ibsi" / "data_sets" / "ibsi_1_ct_radiomics_phantom" / "dicom" / "image"
+    target = tmp_path / "pre_ct"
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.shared_data
+def test_missing_slice_is_refused(shared_data: Path, tmp_path: Path) -> None:
+    folder = _phantom_series(shared_data, tmp_path)
+    (folder / "DCM_IMG_00030.dcm").unlink()
+
+    with pytest.raises(ImageReadError) as raised:
+        read_volume(folder)
+
+    assert raised.value.path == folder
+    assert "1 missing slice(s)" in raised.value.reason
+    assert "a gap of 6.00 mm where slices are 3.00 mm apart" in raised.value.reason
+
+
+@pytest.mark.shared_data
+def test_corrupt_dicom_file_is_named(shared_data: Path, tmp_path: Path) -> None:
+    folder = _phantom_series(shared_data, tmp_path)
+    path = folder / "DCM_IMG_00012.dcm"
+    path.write_bytes(path.read_bytes()[:300])
+
+    with pytest.raises(ImageReadError) as raised:
+        read_volume(folder)
+
+    assert "DCM_IMG_00012.dcm" in str(raised.value)

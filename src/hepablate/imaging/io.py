@@ -224,6 +224,8 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0])
     if len(files) < 2:
         raise ImageReadError(folder, "a DICOM series of one slice; a volume needs several")
+    _check_series_files(folder, [Path(f) for f in files])
+    _check_slice_positions(folder, [Path(f) for f in files])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
@@ -231,6 +233,59 @@ def _read_dicom_series(folder: Path) -> sitk.Image:
     except RuntimeError as exc:
         raise ImageReadError(folder, _itk_reason(exc)) from None
     return image
+
+
+def _check_series_files(folder: Path, files: list[Path]) -> None:
+    """GDCM skips files it cannot read: name them rather than lose a slice silently."""
+    used = {f.resolve() for f in files}
+    others = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.resolve() not in used
+    )
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise ImageReadError(
+            folder,
+            f"{len(others)} file(s) are not readable DICOM images of the series: {shown} "
+            "(corrupt, truncated or not DICOM); fix or remove them",
+        )
+
+
+def _check_slice_positions(folder: Path, files: list[Path]) -> None:
+    """Slices must be evenly spaced along the slice normal: no missing, doubled or odd gaps."""
+    import pydicom
+
+    positions = []
+    for path in files:
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            origin = np.asarray(header.ImagePositionPatient, dtype=float)
+            orientation = np.asarray(header.ImageOrientationPatient, dtype=float)
+        except Exception as exc:  # pydicom raises many types for a broken header
+            raise ImageReadError(path, f"unreadable DICOM header: {exc}") from None
+        normal = np.cross(orientation[:3], orientation[3:])
+        positions.append(float(origin @ normal))
+    order = np.sort(np.asarray(positions))
+    gaps = np.diff(order)
+    step = float(np.median(gaps))
+    if step <= 1e-6:
+        raise ImageReadError(folder, "several slices share one position (a doubled series?)")
+    tolerance = max(0.01 * step, 1e-3)
+    for k, gap in enumerate(gaps):
+        if abs(gap - step) <= tolerance:
+            continue
+        where = f"between slice positions {order[k]:.2f} and {order[k + 1]:.2f} mm"
+        if gap > 1.5 * step:
+            missing = round(gap / step) - 1
+            raise ImageReadError(
+                folder,
+                f"{missing} missing slice(s) {where} (a gap of {gap:.2f} mm where slices are "
+                f"{step:.2f} mm apart)",
+            )
+        raise ImageReadError(
+            folder, f"uneven slice spacing {where}: {gap:.2f} mm where slices are {step:.2f} mm"
+        )
 
 
 def _itk_reason(exc: RuntimeError) -> str:
