@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hepablate.cli._progress import progress_bar
 from hepablate.cli.validate import EXIT_INVALID, print_report
 
 __all__ = ["extract"]
@@ -38,7 +38,6 @@ def extract(
     from hepablate.features.extract import ExtractionConfig
     from hepablate.features.extract import extract as run_extract
 
-    err = Console(stderr=True)
     out_console = Console(highlight=False, soft_wrap=True)
     try:
         cohort = load_cohort(cohort_dir)
@@ -46,20 +45,9 @@ def extract(
         print_report(invalid.report, out_console)
         raise typer.Exit(EXIT_INVALID) from None
     config = ExtractionConfig(register_post_ct=register)
-    with Progress(
-        TextColumn("extracting patients"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("patients", total=len(cohort.patient_ids))
+    with progress_bar("extracting patients") as advance:
         table = run_extract(
-            cohort,
-            config,
-            workers=workers or os.cpu_count() or 1,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            cohort, config, workers=workers or os.cpu_count() or 1, progress=advance
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out)

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hepablate.cli._progress import progress_bar
 
 __all__ = ["simulate"]
 
@@ -53,23 +54,9 @@ def simulate(
     chosen: Literal["small", "full"] = "small" if size == "small" else "full"
     config = SimulationConfig(n=n, seed=seed, size=chosen, centres=centres, images=not no_images)
     processes = workers or os.cpu_count() or 1
-    err = Console(stderr=True)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("simulating patients"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("patients", total=n)
-        simulate_cohort(
-            config,
-            out,
-            workers=processes,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    with progress_bar("simulating patients") as advance:
+        simulate_cohort(config, out, workers=processes, progress=advance)
     seconds = time.perf_counter() - started
 
     if preview and config.images:

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hepablate.cli._progress import progress_bar
 from hepablate.cohort import Severity, ValidationReport, validate_cohort
 
 __all__ = ["EXIT_INVALID", "print_report", "validate"]
@@ -33,20 +33,7 @@ def validate(
     Exits 0 when the cohort is valid (warnings allowed) and 2 when it has errors, after
     listing every problem with the patient, file, row and field it concerns.
     """
-    err = Console(stderr=True)
-    with Progress(
-        TextColumn("checking images"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("images", total=None)
-
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
+    with progress_bar("checking images") as advance:
         report = validate_cohort(cohort_dir, check_images=images, progress=advance)
 
     if as_json:
