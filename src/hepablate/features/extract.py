@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
@@ -206,12 +205,3 @@ def _with_metadata(table: pd.DataFrame, cohort: Cohort, config: ExtractionConfig
         "rows": "tumour" if isinstance(table.index, pd.MultiIndex) else "patient",
     }
     return table
-
-
-def numeric_summary(table: pd.DataFrame) -> dict[str, float]:
-    """Median of each geometry column (for printing)."""
-    return {
-        c: float(np.nanmedian(table[c].astype(float)))
-        for c in GEOMETRY_COLUMNS
-        if c in table and table[c].notna().any()
-    }

@@ -115,9 +115,11 @@ def register(
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=config.histogram_bins)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(config.sampling_fraction, config.seed)
+    fixed_mask = None
     if fixed_liver is not None:
         radius = [max(1, round(config.mask_dilation_mm / s)) for s in fixed.spacing_mm]
-        method.SetMetricFixedMask(sitk.BinaryDilate(_binary(fixed_liver), radius))
+        fixed_mask = sitk.BinaryDilate(_binary(fixed_liver), radius)
+        method.SetMetricFixedMask(fixed_mask)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=2.0,
@@ -134,8 +136,7 @@ def register(
         transform: sitk.Transform = method.Execute(fixed_image, moving_image)
         metric = float(method.GetMetricValue())
         if config.deformable:
-            transform = _bspline(fixed_image, moving_image, transform, config, method)
-            metric = float(method.GetMetricValue())
+            transform = _bspline(fixed_image, moving_image, transform, config, fixed_mask)
     except RuntimeError as exc:
         return RegistrationResult(
             sitk.Euler3DTransform(),
@@ -165,16 +166,27 @@ def _bspline(
     moving: sitk.Image,
     rigid: sitk.Transform,
     config: RegistrationConfig,
-    method: sitk.ImageRegistrationMethod,
+    fixed_mask: sitk.Image | None,
 ) -> sitk.Transform:
+    """A B-spline stage on top of the rigid result (coarse levels only: it is slow on a CPU)."""
     extent = [n * s for n, s in zip(fixed.GetSize(), fixed.GetSpacing(), strict=True)]
     mesh = [max(1, round(e / config.bspline_mesh_mm)) for e in extent]
     bspline = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
-    method.SetMovingInitialTransform(rigid)
-    method.SetInitialTransform(bspline, inPlace=True)
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=config.histogram_bins)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(config.sampling_fraction, config.seed)
+    if fixed_mask is not None:
+        method.SetMetricFixedMask(fixed_mask)
+    method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsLBFGSB(
         gradientConvergenceTolerance=1e-5, numberOfIterations=config.iterations // 2
     )
+    method.SetShrinkFactorsPerLevel([4, 2])
+    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetMovingInitialTransform(rigid)
+    method.SetInitialTransform(bspline, inPlace=True)
     method.Execute(fixed, moving)
     composite = sitk.CompositeTransform(rigid)
     composite.AddTransform(bspline)
