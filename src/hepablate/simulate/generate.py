@@ -80,7 +80,6 @@ class SimulationConfig(BaseModel):
 
 @dataclass(frozen=True)
 class _PatientTask:
-    index: int
     patient_id: str
     seed: np.random.SeedSequence
     centre: CentreProfile
@@ -281,7 +280,6 @@ def simulate_cohort(
     width = max(4, len(str(config.n)))
     tasks = [
         _PatientTask(
-            index=i,
             patient_id=f"SIM{i + 1:0{width}d}",
             seed=patient_seeds[i],
             centre=centres[which[i]],
