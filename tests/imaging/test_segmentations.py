@@ -8,7 +8,12 @@ import pytest
 
 from hepablate.imaging.io import ImageReadError, read_volume
 from hepablate.imaging.registration import dice
-from hepablate.imaging.segmentations import read_dicom_seg, read_rtstruct, series_instances
+from hepablate.imaging.segmentations import (
+    read_dicom_seg,
+    read_rtstruct,
+    series_instances,
+    write_dicom_seg,
+)
 
 pytestmark = pytest.mark.shared_data
 
@@ -84,3 +89,21 @@ def test_wrong_kind_of_file_is_refused(shared_data: Path, tmp_path: Path) -> Non
         read_rtstruct(folder / "liver.dcm", reference)
     with pytest.raises(ImageReadError, match="not a readable DICOM file"):
         read_dicom_seg(text, reference, folder / "ct-3slice")
+
+
+def test_written_seg_reads_back_voxel_for_voxel(shared_data: Path, tmp_path: Path) -> None:
+    folder = _dcmqi(shared_data)
+    reference = read_volume(folder / "ct-3slice")
+    liver = read_dicom_seg(folder / "liver.dcm", reference, folder / "ct-3slice")["Liver"]
+    half = type(liver)(array=liver.array.copy(), grid=liver.grid)
+    half.array[:, :, : half.array.shape[2] // 2] = 0
+
+    written = write_dicom_seg(
+        {"liver": liver, "tumour 1": half}, folder / "ct-3slice", tmp_path / "seg.dcm"
+    )
+    back = read_dicom_seg(written, reference, folder / "ct-3slice")
+
+    assert list(back) == ["liver", "tumour 1"]
+    assert (back["liver"].array == liver.array).all()
+    assert (back["tumour 1"].array == half.array).all()
+    assert int(back["tumour 1"].array.sum()) < int(back["liver"].array.sum())

@@ -15,7 +15,7 @@ from matplotlib.path import Path as Polygon
 
 from hepablate.imaging.io import ImageReadError, Volume
 
-__all__ = ["read_dicom_seg", "read_rtstruct", "series_instances"]
+__all__ = ["read_dicom_seg", "read_rtstruct", "series_instances", "write_dicom_seg"]
 
 
 def series_instances(folder: Path) -> tuple[str, list[str]]:
@@ -91,6 +91,69 @@ def read_dicom_seg(seg_path: Path, reference: Volume, reference_folder: Path) ->
             seg_path, f"frames of shape {pixels.shape[:3]} do not match the series {expected}"
         )
     return {label: _mask_volume(pixels[..., k] > 0, reference) for k, label in enumerate(labels)}
+
+
+def write_dicom_seg(
+    masks: dict[str, Volume],
+    reference_folder: Path,
+    out: Path,
+    *,
+    series_description: str = "hepablate segmentation",
+) -> Path:
+    """Write binary ``masks`` (on the grid of the series in ``reference_folder``) as one
+    DICOM-SEG with a segment per mask, referencing that series (highdicom).
+
+    Segments are coded as SCT "Tissue" / "Lesion" for names containing "tumour", "tumor" or
+    "lesion", else "Organ"; the label keeps the mask's name.
+    """
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    _, instances = series_instances(reference_folder)
+    by_uid = {}
+    for path in reference_folder.iterdir():
+        if path.is_file():
+            dataset = pydicom.dcmread(path)
+            if "SpecificCharacterSet" in dataset and not dataset.SpecificCharacterSet:
+                del dataset.SpecificCharacterSet  # empty in some exports; highdicom refuses it
+            by_uid[str(dataset.SOPInstanceUID)] = dataset
+    sources = [by_uid[uid] for uid in instances]
+    names = list(masks)
+    stacked = np.stack([masks[name].array.astype(bool) for name in names], axis=-1)
+    if stacked.shape[:3] != (len(sources), sources[0].Rows, sources[0].Columns):
+        raise ValueError(
+            f"masks of shape {stacked.shape[:3]} are not on the grid of {reference_folder}"
+        )
+    descriptions = []
+    for number, name in enumerate(names, start=1):
+        lesion = any(word in name.lower() for word in ("tumour", "tumor", "lesion"))
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=name,
+                segmented_property_category=codes.SCT.Tissue,
+                segmented_property_type=codes.SCT.Lesion if lesion else codes.SCT.Organ,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+            )
+        )
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=stacked.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=900,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="hepablate",
+        manufacturer_model_name="hepablate",
+        software_versions="hepablate",
+        device_serial_number="0",
+        series_description=series_description,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    seg.save_as(out)
+    return out
 
 
 def read_rtstruct(
