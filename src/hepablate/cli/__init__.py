@@ -16,6 +16,7 @@ from rich.console import Console
 
 from hepablate import __version__
 from hepablate.cli.extract import extract
+from hepablate.cli.import_dicom import import_dicom
 from hepablate.cli.simulate import simulate
 from hepablate.cli.validate import validate
 
@@ -31,6 +32,7 @@ app = typer.Typer(
 app.command()(validate)
 app.command()(simulate)
 app.command()(extract)
+app.command(name="import-dicom")(import_dicom)
 
 
 def _version(value: bool) -> None:
