@@ -23,6 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
+from hepablate.imaging.io import Volume, write_dicom_series
+
 SIZE_XYZ = (48, 48, 16)
 SPACING_MM = (2.0, 2.0, 5.0)
 # Follow-up scans are never on the same grid: the post-ablation CT's grid is shifted.
@@ -151,33 +153,16 @@ def _image(array: np.ndarray, origin: tuple[float, float, float]) -> sitk.Image:
 
 def _write_dicom_series(image: sitk.Image, folder: Path, patient: Patient, name: str) -> None:
     """One CT slice per file, with the tags a PACS export has (deterministic UIDs)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    study_uid = generate_uid(entropy_srcs=["hepablate-example", patient.patient_id])
-    series_uid = generate_uid(entropy_srcs=["hepablate-example", patient.patient_id, name])
-    for k in range(image.GetDepth()):
-        position = image.TransformIndexToPhysicalPoint((0, 0, k))
-        slice_image = image[:, :, k]
-        tags = {
-            "0008|0060": "CT",
-            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
-            "0008|0018": generate_uid(entropy_srcs=[series_uid, str(k)]),
-            "0010|0010": f"EXAMPLE^{patient.patient_id}",
-            "0010|0020": patient.patient_id,
-            "0020|000d": study_uid,
-            "0020|000e": series_uid,
-            "0020|0011": "1" if name == "pre_ct" else "2",
-            "0020|0013": str(k + 1),
-            "0020|0032": "\\".join(f"{p:.4f}" for p in position),
-            "0020|0037": "1\\0\\0\\0\\1\\0",
-            "0018|0050": f"{SPACING_MM[2]:.4f}",
-            "0008|103e": "pre-ablation CT" if name == "pre_ct" else "post-ablation CT",
-        }
-        for tag, value in tags.items():
-            slice_image.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"slice_{k + 1:03d}.dcm"))
-        writer.Execute(slice_image)
+    write_dicom_series(
+        Volume.from_sitk(image),
+        folder,
+        patient_id=patient.patient_id,
+        patient_name=f"EXAMPLE^{patient.patient_id}",
+        study_uid=str(generate_uid(entropy_srcs=["hepablate-example", patient.patient_id])),
+        study_date="20210101",
+        series_description="pre-ablation CT" if name == "pre_ct" else "post-ablation CT",
+        series_number=1 if name == "pre_ct" else 2,
+    )
 
 
 def write_patient(patient: Patient, images_dir: Path) -> None:

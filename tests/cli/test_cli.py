@@ -22,7 +22,10 @@ def _hepablate(*args: str) -> subprocess.CompletedProcess[str]:
     script = shutil.which("hepablate", path=str(Path(sys.executable).parent))
     assert script is not None, "the hepablate script is not installed in this environment"
     env = {k: v for k, v in os.environ.items() if k != "HEPABLATE_DEBUG"}
-    return subprocess.run([script, *args], capture_output=True, text=True, env=env, check=False)
+    env["PYTHONIOENCODING"] = "utf-8"  # the report uses · and µ, whatever the locale
+    return subprocess.run(
+        [script, *args], capture_output=True, encoding="utf-8", env=env, check=False
+    )
 
 
 def test_help_lists_validate() -> None:

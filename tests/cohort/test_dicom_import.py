@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
-import SimpleITK as sitk
 from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
 from hepablate.cli import app
 from hepablate.cohort import validate_cohort
-from hepablate.imaging.io import Volume, read_volume
+from hepablate.imaging.io import Volume, read_volume, write_dicom_series
 from hepablate.imaging.segmentations import write_dicom_seg
 from tests.conftest import EXAMPLE_COHORT
 
@@ -20,38 +20,19 @@ PHI = ("DOE^JANE", "MRN-4711", "19450312")
 
 
 def _write_study(volume: Volume, folder: Path, study: str, day: str, description: str) -> None:
-    image = volume.to_sitk()
-    folder.mkdir(parents=True)
-    series = generate_uid(entropy_srcs=[study, description])
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    for k in range(image.GetDepth()):
-        layer = image[:, :, k]
-        tags = {
-            "0008|0060": "CT",
-            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",
-            "0008|0018": generate_uid(entropy_srcs=[series, str(k)]),
-            "0008|0020": day,
-            "0008|103e": description,
-            "0010|0010": PHI[0],
-            "0010|0020": PHI[1],
-            "0010|0030": PHI[2],
-            "0010|0040": "F",
-            "0020|000d": study,
-            "0020|000e": series,
-            "0020|0052": generate_uid(entropy_srcs=[study, "frame"]),
-            "0020|0011": "1",
-            "0020|0013": str(k + 1),
-            "0020|0032": "\\".join(
-                f"{v:.4f}" for v in image.TransformIndexToPhysicalPoint((0, 0, k))
-            ),
-            "0020|0037": "1\\0\\0\\0\\1\\0",
-            "0018|0050": f"{image.GetSpacing()[2]:.4f}",
-        }
-        for tag, value in tags.items():
-            layer.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"{k:03d}.dcm"))
-        writer.Execute(layer)
+    write_dicom_series(
+        volume,
+        folder,
+        patient_id=PHI[1],
+        patient_name=PHI[0],
+        study_uid=study,
+        study_date=day,
+        series_description=description,
+    )
+    for path in folder.iterdir():  # a birth date too, as real exports carry
+        dataset = pydicom.dcmread(path)
+        dataset.PatientBirthDate = PHI[2]
+        dataset.save_as(path)
 
 
 @pytest.fixture

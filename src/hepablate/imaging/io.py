@@ -27,6 +27,7 @@ __all__ = [
     "find_image",
     "read_grid",
     "read_volume",
+    "write_dicom_series",
     "write_volume",
 ]
 
@@ -323,3 +324,58 @@ def write_volume(volume: Volume, path: Path) -> None:
     """Write ``volume`` to a NIfTI, NRRD or MetaImage file (chosen by the file ending)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(volume.to_sitk(), str(path), useCompression=True)
+
+
+def write_dicom_series(
+    volume: Volume,
+    folder: Path,
+    *,
+    patient_id: str,
+    patient_name: str,
+    study_uid: str,
+    study_date: str,
+    series_description: str,
+    series_number: int = 1,
+    modality: str = "CT",
+) -> str:
+    """Write ``volume`` as one DICOM file per slice (deterministic UIDs); return the series UID.
+
+    For tests, examples and exports to a PACS: the tags a viewer and highdicom need (patient,
+    study, series, frame of reference, geometry) and nothing more. ``study_date`` is YYYYMMDD.
+    """
+    from pydicom.uid import generate_uid
+
+    image = volume.to_sitk()
+    folder.mkdir(parents=True, exist_ok=True)
+    series_uid = str(generate_uid(entropy_srcs=[study_uid, series_description, str(series_number)]))
+    frame_uid = str(generate_uid(entropy_srcs=[study_uid, "frame of reference"]))
+    sop_class = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4"}[modality]
+    direction = volume.grid.direction
+    orientation = "\\".join(f"{v:g}" for v in (*direction[0:9:3], *direction[1:9:3]))
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(image.GetDepth()):
+        layer = image[:, :, k]
+        position = image.TransformIndexToPhysicalPoint((0, 0, k))
+        tags = {
+            "0008|0016": sop_class,
+            "0008|0018": str(generate_uid(entropy_srcs=[series_uid, str(k)])),
+            "0008|0020": study_date,
+            "0008|0060": modality,
+            "0008|103e": series_description,
+            "0010|0010": patient_name,
+            "0010|0020": patient_id,
+            "0020|000d": study_uid,
+            "0020|000e": series_uid,
+            "0020|0011": str(series_number),
+            "0020|0013": str(k + 1),
+            "0020|0032": "\\".join(f"{v:.4f}" for v in position),
+            "0020|0037": orientation,
+            "0020|0052": frame_uid,
+            "0018|0050": f"{volume.grid.spacing_mm[2]:.4f}",
+        }
+        for tag, value in tags.items():
+            layer.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice_{k + 1:03d}.dcm"))
+        writer.Execute(layer)
+    return series_uid
