@@ -53,7 +53,7 @@ def test_validate_example_exits_0(example_cohort: Path) -> None:
 def test_validate_broken_cohort_exits_2_without_traceback(cohort_copy: Path) -> None:
     (cohort_copy / "images" / "P02" / "pre_ct.nii.gz").write_bytes(b"\x1f\x8b broken")
     text = (cohort_copy / "patients.csv").read_text(encoding="utf-8")
-    (cohort_copy / "patients.csv").write_text(text.replace("P04,B,49", "P04,B,9"))
+    (cohort_copy / "patients.csv").write_text(text.replace("P04,B,49", "P04,B,9"), encoding="utf-8")
 
     result = _hepablate("validate", str(cohort_copy))
 

@@ -28,7 +28,7 @@ def test_simulate_writes_a_valid_cohort_with_previews_and_prints_its_rates(tmp_p
     previews = sorted(p.name for p in (out / "preview").glob("*.png"))
     assert previews == ["SIM0001.png", "SIM0002.png", "SIM0003.png"]
     assert all((out / "preview" / p).stat().st_size > 20_000 for p in previews)
-    summary = json.loads((out / "simulation.json").read_text())
+    summary = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
     assert summary["config"] == {"n": 3, "seed": 2, "size": "small", "centres": 1, "images": True}
     assert summary["rates"]["patients"] == 3
 

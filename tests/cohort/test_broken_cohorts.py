@@ -512,7 +512,7 @@ def test_censoring_before_horizon_is_a_warning_naming_the_rows(cohort_copy: Path
 
 
 def test_unread_files_and_folders_are_named(cohort_copy: Path) -> None:
-    (cohort_copy / "images" / "P01" / "notes.txt").write_text("scan was repeated")
+    (cohort_copy / "images" / "P01" / "notes.txt").write_text("scan was repeated", encoding="utf-8")
     (cohort_copy / "images" / "P77").mkdir()
 
     report = validate_cohort(cohort_copy)

@@ -44,7 +44,8 @@ def test_binary_endpoint_labels_at_the_horizon(cohort_copy: Path) -> None:
     (cohort_copy / "tumours.csv").write_text(
         tumours.replace(
             "P06,1,VIII,24,yes,no,MWA,100,7,26.4", "P06,1,VIII,24,yes,no,MWA,100,7,14.0"
-        )
+        ),
+        encoding="utf-8",
     )
     cohort = load_cohort(cohort_copy, check_images=False)
 

@@ -61,7 +61,7 @@ def dicom_source(tmp_path: Path) -> Path:
         source / "study2" / "ct",
         source / "study2" / "seg.dcm",
     )
-    (source / "README.txt").write_text("exported by PACS")
+    (source / "README.txt").write_text("exported by PACS", encoding="utf-8")
     return source
 
 
@@ -86,14 +86,14 @@ def test_import_gives_a_valid_deidentified_cohort(dicom_source: Path, tmp_path: 
     imported = read_volume(images / "pre_tumours.nii.gz")
     np.testing.assert_array_equal(imported.array, original.array)
     assert imported.grid.differences(original.grid) == []
-    assert "days_pre_to_post" in (out / "patients.csv").read_text()
-    assert "42" in (out / "patients.csv").read_text()  # 4 March to 15 April 2021
+    assert "days_pre_to_post" in (out / "patients.csv").read_text(encoding="utf-8")
+    assert "42" in (out / "patients.csv").read_text(encoding="utf-8")  # 4 March to 15 April 2021
     # No identifying value anywhere in the cohort; all of them in the mapping.
     for path in out.rglob("*"):
         if path.is_file():
             content = path.read_bytes()
             assert not any(value.encode() in content for value in (*PHI, "2021")), path
-    link = mapping.read_text()
+    link = mapping.read_text(encoding="utf-8")
     assert "MRN-4711" in link and "DOE^JANE" in link and "2021-03-04" in link
     assert "README.txt" in result.stdout  # the skipped file is named
 

@@ -131,7 +131,9 @@ def test_xlsx_and_parquet_read_like_csv(suffix: str, cohort_copy: Path) -> None:
     yaml_path = cohort_copy / "cohort.yaml"
     text = yaml_path.read_text(encoding="utf-8")
     text = text.replace("file: patients.csv", f"file: patients{suffix}")
-    yaml_path.write_text(text.replace("file: tumours.csv", f"file: tumours{suffix}"))
+    yaml_path.write_text(
+        text.replace("file: tumours.csv", f"file: tumours{suffix}"), encoding="utf-8"
+    )
 
     cohort = load_cohort(cohort_copy, check_images=False)
 

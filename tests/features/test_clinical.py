@@ -32,7 +32,8 @@ def test_meld_with_units_converted(cohort_copy: Path) -> None:
     text = (cohort_copy / "patients.csv").read_text(encoding="utf-8").splitlines()
     creatinine = ["creatinine_mg_dl", "0.9", "1.3", "0.7", "2.1", "1.0", "0.8"]
     (cohort_copy / "patients.csv").write_text(
-        "\n".join(f"{line},{value}" for line, value in zip(text, creatinine, strict=True)) + "\n"
+        "\n".join(f"{line},{value}" for line, value in zip(text, creatinine, strict=True)) + "\n",
+        encoding="utf-8",
     )
     yaml_path = cohort_copy / "cohort.yaml"
     yaml_path.write_text(

@@ -104,7 +104,7 @@ def test_extract_cli_refuses_an_invalid_cohort(tmp_path: Path) -> None:
 
 def test_tabular_cohort_gives_one_row_per_patient(tmp_path: Path) -> None:
     (tmp_path / "patients.csv").write_text(
-        "pid,albumin,bili,os_m,dead\nA,40,12,10,yes\nB,30,40,20,no\n"
+        "pid,albumin,bili,os_m,dead\nA,40,12,10,yes\nB,30,40,20,no\n", encoding="utf-8"
     )
     (tmp_path / "cohort.yaml").write_text(
         "name: tabular\n"
@@ -124,3 +124,23 @@ def test_tabular_cohort_gives_one_row_per_patient(tmp_path: Path) -> None:
     assert list(table.index) == ["A", "B"]
     assert table.loc["A", "clin.score.albi"] == pytest.approx(0.66 * np.log10(12) - 0.085 * 40)
     assert table.loc["B", "outcome.os.time_months"] == 20.0
+
+
+def test_preprocessing_is_applied_and_recorded(virtual: Path) -> None:
+    cohort = load_cohort(virtual)
+    config = ExtractionConfig.model_validate(
+        {
+            "preprocessing": {
+                "steps": [
+                    {"kind": "resample", "spacing_mm": [1.5, 1.5, 1.5]},
+                    {"kind": "window", "low_hu": -200, "high_hu": 300},
+                ]
+            }
+        }
+    )
+
+    table = extract(cohort, config, workers=2)
+
+    steps = table.attrs["hepablate"]["extraction_config"]["preprocessing"]["steps"]
+    assert [s["kind"] for s in steps] == ["resample", "window"]
+    assert _errors(table, virtual).median() <= 1.0

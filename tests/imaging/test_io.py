@@ -71,7 +71,7 @@ def test_truncated_file_is_refused(name: str, tmp_path: Path) -> None:
 
 def test_not_an_image_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.nrrd"
-    path.write_text("this is not an image")
+    path.write_text("this is not an image", encoding="utf-8")
 
     with pytest.raises(ImageReadError, match=r"notes\.nrrd"):
         read_volume(path)
@@ -79,7 +79,7 @@ def test_not_an_image_is_refused(tmp_path: Path) -> None:
 
 def test_folder_without_dicom_is_refused(tmp_path: Path) -> None:
     (tmp_path / "pre_ct").mkdir()
-    (tmp_path / "pre_ct" / "readme.txt").write_text("empty export")
+    (tmp_path / "pre_ct" / "readme.txt").write_text("empty export", encoding="utf-8")
 
     with pytest.raises(ImageReadError, match="no DICOM image series"):
         read_volume(tmp_path / "pre_ct")
@@ -108,12 +108,13 @@ def test_real_dicom_ct_and_nrrd_mask_validate_as_a_cohort(
     folder = tmp_path / "cohort" / "images" / "LIV1"
     shutil.copytree(source / "ct-3slice", folder / "pre_ct")
     shutil.copy(source / "liver_seg.nrrd", folder / "liver.nrrd")
-    (tmp_path / "cohort" / "patients.csv").write_text("patient_id\nLIV1\n")
+    (tmp_path / "cohort" / "patients.csv").write_text("patient_id\nLIV1\n", encoding="utf-8")
     (tmp_path / "cohort" / "cohort.yaml").write_text(
         "name: real dicom\n"
         "tables: {patients: {file: patients.csv,\n"
         "                    columns: {patient_id: {role: id, type: string}}}}\n"
-        "images: {scans: {pre_ct: {}}, masks: {liver: {scan: pre_ct, labels: binary}}}\n"
+        "images: {scans: {pre_ct: {}}, masks: {liver: {scan: pre_ct, labels: binary}}}\n",
+        encoding="utf-8",
     )
 
     report = validate_cohort(tmp_path / "cohort")

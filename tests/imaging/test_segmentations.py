@@ -83,7 +83,7 @@ def test_wrong_kind_of_file_is_refused(shared_data: Path, tmp_path: Path) -> Non
     folder = _dcmqi(shared_data)
     reference = read_volume(folder / "ct-3slice")
     text = tmp_path / "notes.dcm"
-    text.write_text("not dicom")
+    text.write_text("not dicom", encoding="utf-8")
 
     with pytest.raises(ImageReadError, match="a DICOM SEG object, not a RTSTRUCT"):
         read_rtstruct(folder / "liver.dcm", reference)

@@ -53,6 +53,9 @@ def _root(
 
 def main() -> None:
     """Entry point of the ``hepablate`` script."""
+    for stream in (sys.stdout, sys.stderr):  # a terminal without UTF-8 gets "?" for "µ" and "·"
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     try:
         app()
     except Exception as exc:  # an unexpected failure is a bug: say so in one line

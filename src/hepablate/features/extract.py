@@ -28,6 +28,7 @@ from hepablate.cohort import PATIENT_INDEX, TUMOUR_INDEX, Cohort
 from hepablate.features.clinical import clinical_scores, table_predictors
 from hepablate.features.geometry import GEOMETRY_COLUMNS, large_vessels, tumour_geometry
 from hepablate.imaging.io import Volume, read_volume
+from hepablate.imaging.preprocess import Preprocessing, Sample
 from hepablate.imaging.registration import RegistrationConfig, register, resample_onto
 
 __all__ = ["ExtractionConfig", "ImageNames", "extract"]
@@ -53,6 +54,7 @@ class ExtractionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     images: ImageNames = ImageNames()
+    preprocessing: Preprocessing = Preprocessing()  # applied to each scan and its masks
     registration: RegistrationConfig = RegistrationConfig()
     register_post_ct: bool = True
 
@@ -63,6 +65,14 @@ class _PatientTask:
     tumour_ids: tuple[int, ...]
     paths: dict[str, Path]
     config: ExtractionConfig
+
+
+def _preprocess(
+    chain: Preprocessing, image: Volume, masks: dict[str, Volume | None]
+) -> tuple[Volume, dict[str, Volume]]:
+    """The same chain on a scan and its masks (so that they stay on one grid)."""
+    present = {k: v for k, v in masks.items() if v is not None}
+    return chain(Sample.from_volumes(image, present)).volumes()
 
 
 def _qa_columns(
@@ -95,6 +105,15 @@ def _patient_geometry(task: _PatientTask) -> dict[int, dict[str, Any]]:
         optional(names.post_liver),
         optional(names.vessels),
     )
+    if task.config.preprocessing.steps:
+        pre, pre_masks = _preprocess(
+            task.config.preprocessing, pre, {"t": tumours, "l": liver, "v": vessels}
+        )
+        tumours, liver, vessels = pre_masks["t"], pre_masks.get("l"), pre_masks.get("v")
+        post, post_masks = _preprocess(
+            task.config.preprocessing, post, {"z": zones, "l": post_liver}
+        )
+        zones, post_liver = post_masks["z"], post_masks.get("l")
     if task.config.register_post_ct:
         result = register(
             pre, post, fixed_liver=liver, moving_liver=post_liver, config=task.config.registration
