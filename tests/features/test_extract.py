@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from hepablate.cli import app
 from hepablate.cohort import load_cohort
+from hepablate.features.crops import CropConfig
 from hepablate.features.extract import ExtractionConfig, extract
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import read_truth
@@ -23,6 +24,10 @@ def virtual(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# Geometry only: the radiomics and crops have their own tests (test_radiomics_extraction.py).
+GEOMETRY = ExtractionConfig(radiomics=None, crops=CropConfig(enabled=False))
+
+
 def _errors(table: pd.DataFrame, cohort_dir: Path) -> pd.Series:
     truth = read_truth(cohort_dir)["true_mam_mm"].reindex(table.index)
     return (table["geom.minimal_ablative_margin_mm"].astype(float) - truth).abs()
@@ -31,8 +36,10 @@ def _errors(table: pd.DataFrame, cohort_dir: Path) -> pd.Series:
 def test_registration_recovers_the_margin_and_without_it_the_error_grows(virtual: Path) -> None:
     cohort = load_cohort(virtual)
 
-    registered = extract(cohort, workers=2)
-    unregistered = extract(cohort, ExtractionConfig(register_post_ct=False), workers=2)
+    registered = extract(cohort, GEOMETRY, workers=2)
+    unregistered = extract(
+        cohort, GEOMETRY.model_copy(update={"register_post_ct": False}), workers=2
+    )
 
     with_registration = _errors(registered, virtual).median()
     without_registration = _errors(unregistered, virtual).median()
@@ -47,7 +54,7 @@ def test_registration_recovers_the_margin_and_without_it_the_error_grows(virtual
 def test_feature_table_layout(virtual: Path) -> None:
     cohort = load_cohort(virtual)
 
-    table = extract(cohort, workers=1)
+    table = extract(cohort, GEOMETRY, workers=1)
 
     assert table.index.names == ["patient_id", "tumour_id"]
     assert len(table) == len(cohort.tumours)  # type: ignore[arg-type]
@@ -73,7 +80,8 @@ def test_feature_table_layout(virtual: Path) -> None:
 def test_failed_registration_is_flagged_and_not_measured(virtual: Path) -> None:
     cohort = load_cohort(virtual)
     impossible = ExtractionConfig.model_validate(
-        {"registration": {"min_liver_dice": 1.0}}  # no real registration reaches a Dice of 1
+        # no real registration reaches a Dice of 1
+        {"registration": {"min_liver_dice": 1.0}, "radiomics": None, "crops": {"enabled": False}}
     )
 
     table = extract(cohort, impossible, workers=2)
@@ -86,7 +94,12 @@ def test_failed_registration_is_flagged_and_not_measured(virtual: Path) -> None:
 def test_extract_cli_writes_parquet_with_metadata(virtual: Path, tmp_path: Path) -> None:
     out = tmp_path / "features.parquet"
 
-    result = CliRunner().invoke(app, ["extract", str(virtual), "--out", str(out), "--workers", "2"])
+    config = tmp_path / "extraction.yaml"
+    config.write_text("radiomics: null\ncrops: {enabled: false}\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        app,
+        ["extract", str(virtual), "--out", str(out), "--workers", "2", "--config", str(config)],
+    )
 
     assert result.exit_code == 0, result.output
     assert "registration: liver Dice median" in result.stdout
@@ -130,12 +143,14 @@ def test_preprocessing_is_applied_and_recorded(virtual: Path) -> None:
     cohort = load_cohort(virtual)
     config = ExtractionConfig.model_validate(
         {
+            "radiomics": None,
+            "crops": {"enabled": False},
             "preprocessing": {
                 "steps": [
                     {"kind": "resample", "spacing_mm": [1.5, 1.5, 1.5]},
                     {"kind": "window", "low_hu": -200, "high_hu": 300},
                 ]
-            }
+            },
         }
     )
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
+from pydantic import ValidationError
 from rich.console import Console
 
 from hepablate.cli._progress import progress_bar
@@ -28,15 +30,36 @@ def extract(
             help="Register the post-ablation CT onto the pre-ablation CT (default).",
         ),
     ] = True,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Extraction settings (YAML or JSON, keys of ExtractionConfig)."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Run on the Dask cluster at this address (tcp://H:P)."),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option("--cache", help="Per-patient result cache (default: OUT's name + .cache)."),
+    ] = None,
+    use_cache: Annotated[
+        bool, typer.Option("--cache-results/--no-cache", help="Keep and reuse results (default).")
+    ] = True,
 ) -> None:
-    """Validate a cohort, then measure every tumour: clinical scores and ablation geometry.
+    """Validate a cohort, then measure every tumour: clinical scores, ablation geometry,
+    radiomics of the tumour, its peritumoral ring and its ablation zone, and deep-model crops.
 
     Writes one row per tumour (per patient for a cohort without tumours) with its patient id
-    and centre; the extraction settings are stored in the file's metadata.
+    and centre; the extraction settings and the radiomics' robustness (ICC) are stored in the
+    file's metadata. Each patient's result is cached as soon as it is done: a rerun only
+    extracts what changed, and a run that was stopped resumes.
     """
     from hepablate.cohort import CohortValidationError, load_cohort
     from hepablate.features.extract import ExtractionConfig
     from hepablate.features.extract import extract as run_extract
+    from hepablate.parallel import SchedulerError
 
     out_console = Console(highlight=False, soft_wrap=True)
     try:
@@ -44,11 +67,28 @@ def extract(
     except CohortValidationError as invalid:
         print_report(invalid.report, out_console)
         raise typer.Exit(EXIT_INVALID) from None
-    config = ExtractionConfig(register_post_ct=register)
-    with progress_bar("extracting patients") as advance:
-        table = run_extract(
-            cohort, config, workers=workers or os.cpu_count() or 1, progress=advance
-        )
+    try:
+        settings = {} if config_file is None else yaml.safe_load(config_file.read_text("utf-8"))
+        config = ExtractionConfig.model_validate(settings or {})
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        out_console.print(f"[red]ERROR[/] {config_file}: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    if not register:
+        config = config.model_copy(update={"register_post_ct": False})
+    cache_dir = (cache or out.with_name(out.stem + ".cache")) if use_cache else None
+    try:
+        with progress_bar("extracting patients") as advance:
+            table = run_extract(
+                cohort,
+                config,
+                workers=workers or os.cpu_count() or 1,
+                scheduler=scheduler,
+                cache=cache_dir,
+                progress=advance,
+            )
+    except SchedulerError as exc:
+        out_console.print(f"[red]ERROR[/] {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out)
     _print_summary(out_console, table, out)
@@ -71,6 +111,20 @@ def _print_summary(console: Console, table, out: Path) -> None:  # type: ignore[
             console.print(
                 f"  [yellow]WARNING[/] patient {patient}: {note}; its geometry is left empty"
             )
+    info = table.attrs["hepablate"]
+    for patient in info.get("failed_patients", []):
+        note = table.loc[table["group"] == patient, "qa.extraction_error"].iloc[0]
+        console.print(f"  [red]ERROR[/] patient {patient}: extraction failed: {note}")
+    robustness = info.get("robustness") or {}
+    if robustness.get("icc"):
+        values = list(robustness["icc"].values())
+        good = sum(v >= 0.75 for v in values)
+        console.print(
+            f"  radiomics robustness: ICC >= 0.75 for {good} of {len(values)} features "
+            f"({robustness['n_tumours']} perturbed tumours)"
+        )
+    elif robustness.get("note"):
+        console.print(f"  radiomics robustness: {robustness['note']}")
     if "geom.minimal_ablative_margin_mm" in table:
         margin = table["geom.minimal_ablative_margin_mm"].astype(float)
         console.print(

@@ -15,23 +15,38 @@ empty: a margin from misaligned images is never reported as a measurement.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+import SimpleITK as sitk
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import ndimage
 
 from hepablate import __version__
 from hepablate.cohort import PATIENT_INDEX, TUMOUR_INDEX, Cohort
+from hepablate.features.cache import FeatureCache, PatientResult, patient_key
 from hepablate.features.clinical import clinical_scores, table_predictors
+from hepablate.features.crops import CHANNELS, CropConfig, centre_of_mass_mm, crop
 from hepablate.features.geometry import GEOMETRY_COLUMNS, large_vessels, tumour_geometry
+from hepablate.features.radiomics import FAMILIES, RadiomicsConfig, compute_radiomics
+from hepablate.features.robustness import (
+    PERTURBATIONS,
+    RobustnessConfig,
+    perturbed_masks,
+    robustness_icc,
+)
 from hepablate.imaging.io import Volume, read_volume
 from hepablate.imaging.preprocess import Preprocessing, Sample
 from hepablate.imaging.registration import RegistrationConfig, register, resample_onto
+from hepablate.parallel import run_tasks
 
-__all__ = ["ExtractionConfig", "ImageNames", "extract"]
+__all__ = ["ExtractionConfig", "ImageNames", "extract", "load_crops"]
+
+Region = Literal["tumour", "ring", "ablation"]
+_NO_MORPHOLOGY = tuple(f for f in FAMILIES if f != "morph")
 
 
 class ImageNames(BaseModel):
@@ -57,6 +72,15 @@ class ExtractionConfig(BaseModel):
     preprocessing: Preprocessing = Preprocessing()  # applied to each scan and its masks
     registration: RegistrationConfig = RegistrationConfig()
     register_post_ct: bool = True
+    # Radiomics (null: none) of each tumour's regions: the tumour on the pre CT, a ring of
+    # ``ring_mm`` around it inside the liver, the ablation zone on the registered post CT.
+    radiomics: RadiomicsConfig | None = RadiomicsConfig()
+    regions: tuple[Region, ...] = ("tumour", "ring", "ablation")
+    ring_mm: float = Field(default=5.0, gt=0)
+    # The ring's shape is the tumour's: its morphology features would only repeat them.
+    morphology_regions: tuple[Region, ...] = ("tumour", "ablation")
+    robustness: RobustnessConfig = RobustnessConfig()
+    crops: CropConfig = CropConfig()
 
 
 @dataclass(frozen=True)
@@ -86,63 +110,199 @@ def _qa_columns(
     }
 
 
-def _patient_geometry(task: _PatientTask) -> dict[int, dict[str, Any]]:
-    names, paths = task.config.images, task.paths
-    empty = dict.fromkeys(GEOMETRY_COLUMNS)
-    needed = (names.pre_ct, names.post_ct, names.tumours, names.ablation)
-    if any(n not in paths for n in needed):
-        missing = ", ".join(n for n in needed if n not in paths)
-        qa = _qa_columns(None, None, None, f"not measured: no {missing}")
-        return {t: {**empty, **qa} for t in task.tumour_ids}
+@dataclass
+class _Scans:
+    """One patient's images after preprocessing and registration, all in the pre-CT frame."""
+
+    pre: Volume
+    tumours: Volume
+    liver: Volume | None
+    vessels: Volume | None
+    post: Volume | None = None  # the post CT in its own frame
+    post_on_pre: Volume | None = None  # ... resampled onto the pre grid (for radiomics)
+    zones: Volume | None = None  # the ablation-zone label map in the post frame
+    zones_pre: np.ndarray | None = None  # ... resampled onto the pre grid
+    transform: sitk.Transform | None = None  # pre frame -> post frame
+    qa: dict[str, Any] | None = None
+
+
+def _load_scans(task: _PatientTask) -> _Scans | None:
+    names, paths, config = task.config.images, task.paths, task.config
+    if names.pre_ct not in paths or names.tumours not in paths:
+        return None
 
     def optional(name: str) -> Volume | None:
         return read_volume(paths[name]) if name in paths else None
 
-    pre, post = read_volume(paths[names.pre_ct]), read_volume(paths[names.post_ct])
-    tumours, zones = read_volume(paths[names.tumours]), read_volume(paths[names.ablation])
-    liver, post_liver, vessels = (
-        optional(names.liver),
-        optional(names.post_liver),
-        optional(names.vessels),
-    )
-    if task.config.preprocessing.steps:
+    pre, tumours = read_volume(paths[names.pre_ct]), read_volume(paths[names.tumours])
+    liver, vessels = optional(names.liver), optional(names.vessels)
+    if config.preprocessing.steps:
         pre, pre_masks = _preprocess(
-            task.config.preprocessing, pre, {"t": tumours, "l": liver, "v": vessels}
+            config.preprocessing, pre, {"t": tumours, "l": liver, "v": vessels}
         )
         tumours, liver, vessels = pre_masks["t"], pre_masks.get("l"), pre_masks.get("v")
-        post, post_masks = _preprocess(
-            task.config.preprocessing, post, {"z": zones, "l": post_liver}
-        )
+    scans = _Scans(pre=pre, tumours=tumours, liver=liver, vessels=vessels)
+    if names.post_ct not in paths or names.ablation not in paths:
+        missing = ", ".join(n for n in (names.post_ct, names.ablation) if n not in paths)
+        scans.qa = _qa_columns(None, None, None, f"not measured: no {missing}")
+        return scans
+    post, zones = read_volume(paths[names.post_ct]), read_volume(paths[names.ablation])
+    post_liver = optional(names.post_liver)
+    if config.preprocessing.steps:
+        post, post_masks = _preprocess(config.preprocessing, post, {"z": zones, "l": post_liver})
         zones, post_liver = post_masks["z"], post_masks.get("l")
-    if task.config.register_post_ct:
+    if config.register_post_ct:
         result = register(
-            pre, post, fixed_liver=liver, moving_liver=post_liver, config=task.config.registration
+            pre, post, fixed_liver=liver, moving_liver=post_liver, config=config.registration
         )
-        qa = _qa_columns(result.ok, result.liver_dice_before, result.liver_dice, result.reason)
+        scans.qa = _qa_columns(
+            result.ok, result.liver_dice_before, result.liver_dice, result.reason
+        )
         if not result.ok:
-            return {t: {**empty, **qa} for t in task.tumour_ids}
+            return scans
         transform = result.transform
     else:
-        import SimpleITK as sitk
-
         transform = sitk.Euler3DTransform()
-        qa = _qa_columns(None, None, None, "not registered (register_post_ct: false)")
-    zones_pre = resample_onto(zones, tumours, transform).array
-    sx, sy, sz = tumours.spacing_mm
-    spacing = (sz, sy, sx)
-    liver_mask = None if liver is None else liver.array > 0
-    large = None if vessels is None else large_vessels(vessels.array > 0, spacing)
-    rows = {}
-    for tumour_id in task.tumour_ids:
-        geometry = tumour_geometry(
-            tumours.array == tumour_id,
-            zones_pre == tumour_id,
-            spacing,
-            liver=liver_mask,
-            large_vessel_mask=large,
+        scans.qa = _qa_columns(None, None, None, "not registered (register_post_ct: false)")
+    scans.post, scans.zones, scans.transform = post, zones, transform
+    scans.zones_pre = resample_onto(zones, tumours, transform).array
+    if config.radiomics is not None and "ablation" in config.regions:
+        scans.post_on_pre = resample_onto(post, pre, transform, labels=False)
+    return scans
+
+
+def _ring(scans: _Scans, tumour: np.ndarray, width_mm: float) -> np.ndarray:
+    """Liver within ``width_mm`` outside the tumour, other tumours excluded."""
+    spacing = np.array(scans.pre.grid.spacing_mm[::-1])
+    pad = np.ceil(width_mm / spacing).astype(int) + 1
+    nonzero = np.nonzero(tumour)
+    box = tuple(
+        slice(max(0, int(n.min()) - p), min(s, int(n.max()) + 1 + p))
+        for n, p, s in zip(nonzero, pad, tumour.shape, strict=True)
+    )
+    distance = ndimage.distance_transform_edt(~tumour[box], sampling=spacing)
+    ring = np.zeros_like(tumour)
+    ring[box] = distance <= width_mm
+    ring &= scans.tumours.array == 0
+    if scans.liver is not None:
+        ring &= scans.liver.array > 0
+    return ring
+
+
+def _regions(scans: _Scans, tumour_id: int, ring_mm: float) -> dict[str, tuple[Volume, np.ndarray]]:
+    """The radiomics regions of one tumour: (image, mask) on the pre grid."""
+    tumour = scans.tumours.array == tumour_id
+    regions = {"tumour": (scans.pre, tumour), "ring": (scans.pre, _ring(scans, tumour, ring_mm))}
+    if scans.post_on_pre is not None and scans.zones_pre is not None:
+        regions["ablation"] = (scans.post_on_pre, scans.zones_pre == tumour_id)
+    return regions
+
+
+def _radiomics(
+    task: _PatientTask, scans: _Scans, tumour_id: int, perturbed: dict[str, Any]
+) -> dict[str, Any]:
+    config = task.config
+    assert config.radiomics is not None
+    columns: dict[str, Any] = {}
+    robust = config.robustness.selects(task.patient_id)
+    for region, (image, mask) in _regions(scans, tumour_id, config.ring_mm).items():
+        if region not in config.regions or not mask.any():
+            continue
+        families = None if region in config.morphology_regions else _NO_MORPHOLOGY
+        measured = compute_radiomics(
+            image, mask, config.radiomics, region=region, families=families
         )
-        rows[tumour_id] = {**geometry.as_columns(), **qa}
-    return rows
+        columns.update(measured)
+        if not robust:
+            continue
+        repeats = [measured]
+        for variant in perturbed_masks(mask).values():
+            repeats.append(
+                compute_radiomics(
+                    image, variant, config.radiomics, region=region, families=families
+                )
+            )
+        noisy = Volume(
+            image.array.astype(np.float32)
+            + config.robustness.noise(f"{task.patient_id}:{region}", image.array.shape),
+            image.grid,
+        )
+        repeats.append(
+            compute_radiomics(noisy, mask, config.radiomics, region=region, families=families)
+        )
+        perturbed[f"{task.patient_id}:{tumour_id}:{region}"] = repeats
+    return columns
+
+
+def _crops(task: _PatientTask, scans: _Scans, tumour_id: int) -> dict[str, np.ndarray]:
+    """The pre-CT crop around the tumour and the post-CT crop around its zone (channels first)."""
+    config = task.config.crops
+    if scans.post is None or scans.zones is None or scans.zones_pre is None:
+        return {}
+    tumour, zone = scans.tumours.array == tumour_id, scans.zones_pre == tumour_id
+    if not zone.any():
+        return {}
+    out = {}
+    for name, centre in (
+        ("pre", centre_of_mass_mm(scans.pre, tumour)),
+        ("post", centre_of_mass_mm(scans.pre, zone)),
+    ):
+        image = (
+            crop(scans.pre, centre, config, labels=False)
+            if name == "pre"
+            else crop(scans.post, centre, config, labels=False, transform=scans.transform)
+        )
+        tumour_channel = crop(scans.tumours, centre, config, labels=True) == tumour_id
+        zone_channel = (
+            crop(scans.zones, centre, config, labels=True, transform=scans.transform) == tumour_id
+        )
+        masks = (tumour_channel, zone_channel) if name == "pre" else (zone_channel, tumour_channel)
+        out[f"{tumour_id}_{name}"] = np.stack([image, *(m.astype(np.float32) for m in masks)])
+    return out
+
+
+def _patient_features(task: _PatientTask) -> PatientResult:
+    """Geometry, radiomics, perturbed radiomics and crops of one patient's tumours."""
+    try:
+        return _measure_patient(task)
+    except Exception as exc:  # one patient's failure must not lose the others' work
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return PatientResult(
+            rows={t: {"qa.extraction_error": reason} for t in task.tumour_ids}, error=reason
+        )
+
+
+def _measure_patient(task: _PatientTask) -> PatientResult:
+    empty = dict.fromkeys(GEOMETRY_COLUMNS)
+    scans = _load_scans(task)
+    if scans is None:
+        qa = _qa_columns(None, None, None, "not measured: no pre-ablation CT or tumour mask")
+        return PatientResult(rows={t: {**empty, **qa} for t in task.tumour_ids})
+    qa = scans.qa or {}
+    rows: dict[int, dict[str, Any]] = {t: {**empty, **qa} for t in task.tumour_ids}
+    if scans.zones_pre is not None:
+        sx, sy, sz = scans.tumours.spacing_mm
+        spacing = (sz, sy, sx)
+        liver_mask = None if scans.liver is None else scans.liver.array > 0
+        large = None if scans.vessels is None else large_vessels(scans.vessels.array > 0, spacing)
+        for tumour_id in task.tumour_ids:
+            geometry = tumour_geometry(
+                scans.tumours.array == tumour_id,
+                scans.zones_pre == tumour_id,
+                spacing,
+                liver=liver_mask,
+                large_vessel_mask=large,
+            )
+            rows[tumour_id].update(geometry.as_columns())
+    result = PatientResult(rows=rows)
+    for tumour_id in task.tumour_ids:
+        if not (scans.tumours.array == tumour_id).any():
+            continue
+        if task.config.radiomics is not None:
+            rows[tumour_id].update(_radiomics(task, scans, tumour_id, result.perturbed))
+        if task.config.crops.enabled:
+            result.crops.update(_crops(task, scans, tumour_id))
+    return result
 
 
 def _outcome_columns(cohort: Cohort, index: pd.Index) -> pd.DataFrame:
@@ -162,9 +322,16 @@ def extract(
     config: ExtractionConfig | None = None,
     *,
     workers: int = 1,
+    scheduler: str | None = None,
+    cache: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """The FeatureTable of a validated cohort."""
+    """The FeatureTable of a validated cohort.
+
+    Patients run on ``workers`` local processes, or on the Dask cluster at ``scheduler``. With
+    ``cache`` (a folder), each patient's result is stored as soon as it is done and reused
+    while its images and the config are unchanged (see :mod:`hepablate.features.cache`).
+    """
     config = config or ExtractionConfig()
     schema = cohort.schema
     patients = pd.concat(
@@ -187,22 +354,31 @@ def extract(
         for p in cohort.patient_ids
         if p in tumour_ids.index
     ]
-    geometry: dict[tuple[str, int], dict[str, Any]] = {}
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for done, (task, rows) in enumerate(
-                zip(tasks, pool.map(_patient_geometry, tasks), strict=True), start=1
-            ):
-                geometry.update({(task.patient_id, t): r for t, r in rows.items()})
-                if progress:
-                    progress(done, len(tasks))
-    else:
-        for done, task in enumerate(tasks, start=1):
-            rows = _patient_geometry(task)
-            geometry.update({(task.patient_id, t): r for t, r in rows.items()})
-            if progress:
-                progress(done, len(tasks))
-
+    store = FeatureCache(cache) if cache is not None else None
+    config_json = config.model_dump(mode="json")
+    keys = [patient_key(config_json, task.paths) for task in tasks]
+    results: dict[str, PatientResult] = {}
+    todo = []
+    for task, key in zip(tasks, keys, strict=True):
+        cached = store.get(task.patient_id, key) if store else None
+        if cached is not None:
+            results[task.patient_id] = cached
+        else:
+            todo.append((task, key))
+    done = len(results)
+    if progress:
+        progress(done, len(tasks))
+    for position, result in run_tasks(
+        _patient_features, [t for t, _ in todo], workers=workers, scheduler=scheduler
+    ):
+        task, key = todo[position]
+        results[task.patient_id] = result
+        if store is not None and result.error is None:
+            store.put(task.patient_id, key, result)
+        done += 1
+        if progress:
+            progress(done, len(tasks))
+    geometry = {(pid, t): row for pid, result in results.items() for t, row in result.rows.items()}
     patient_level = patients.reindex(index.get_level_values(PATIENT_INDEX)).set_axis(index)
     tumour_level = table_predictors(cohort.tumours, schema.tables.tumours)
     measured = pd.DataFrame.from_dict(geometry, orient="index")
@@ -213,7 +389,62 @@ def extract(
     )
     table.insert(0, "group", index.get_level_values(PATIENT_INDEX).to_numpy())
     table = pd.concat([table, _outcome_columns(cohort, index)], axis=1)
-    return _with_metadata(table, cohort, config)
+    table = _with_metadata(table, cohort, config)
+    table.attrs["hepablate"]["robustness"] = _robustness(results, table, config)
+    if config.crops.enabled:
+        table.attrs["hepablate"]["crops"] = {
+            "cache": None if cache is None else str(cache.resolve()),
+            "keys": {
+                t.patient_id: k
+                for t, k in zip(tasks, keys, strict=True)
+                if results[t.patient_id].crops
+            },
+            "channels": {name: list(c) for name, c in CHANNELS.items()},
+            "size_mm": config.crops.size_mm,
+            "spacing_mm": config.crops.spacing_mm,
+        }
+    failed = sorted(pid for pid, r in results.items() if r.error)
+    table.attrs["hepablate"]["failed_patients"] = failed
+    return table
+
+
+def _robustness(
+    results: dict[str, PatientResult], table: pd.DataFrame, config: ExtractionConfig
+) -> dict[str, Any]:
+    measurements = {k: v for r in results.values() for k, v in r.perturbed.items()}
+    tumours = {k.rsplit(":", 1)[0] for k in measurements}
+    summary: dict[str, Any] = {
+        "method": "ICC(1,1) over original, " + ", ".join(PERTURBATIONS) + " (Zwanenburg 2019)",
+        "n_tumours": len(tumours),
+        "icc": {},
+    }
+    if config.radiomics is None:
+        summary["note"] = "no radiomics"
+    elif len(tumours) < config.robustness.min_tumours:
+        summary["note"] = (
+            f"{len(tumours)} perturbed tumours, fewer than {config.robustness.min_tumours}: "
+            "no ICC (raise robustness.fraction)"
+        )
+    else:
+        columns = [c for c in table.columns if str(c).startswith("rad.")]
+        summary["icc"] = robustness_icc(measurements, columns)
+    return summary
+
+
+def load_crops(table: pd.DataFrame, patient_id: str, tumour_id: int) -> dict[str, np.ndarray]:
+    """The deep-model crops of one tumour (``pre`` and ``post``, channels first), from the cache
+    the FeatureTable was extracted with; channel names are in ``attrs["hepablate"]["crops"]``."""
+    info = table.attrs["hepablate"].get("crops") or {}
+    key = (info.get("keys") or {}).get(patient_id)
+    if not info.get("cache") or key is None:
+        raise KeyError(f"no crops for patient {patient_id} in this FeatureTable")
+    path = FeatureCache(Path(info["cache"])).crops_path(patient_id, key)
+    with np.load(path, allow_pickle=False) as archive:
+        return {
+            name: archive[f"{tumour_id}_{name}"]
+            for name in ("pre", "post")
+            if f"{tumour_id}_{name}" in archive.files
+        }
 
 
 def _with_metadata(table: pd.DataFrame, cohort: Cohort, config: ExtractionConfig) -> pd.DataFrame:

@@ -1,0 +1,283 @@
+"""IBSI radiomics of a region, computed by MIRP.
+
+MIRP (Zwanenburg et al., the IBSI's reference implementation) computes the features; this module
+decides *what* it computes from one typed :class:`RadiomicsConfig`, hands it a volume cropped to
+the region, and names the results ``rad.<region>.<family>.<feature>``. Nothing here re-implements
+a feature. Why MIRP and not pyradiomics: ``docs/architecture.md``; how close to the IBSI
+reference values it comes: ``docs/ibsi-conformance.md``.
+
+MIRP reads files, so each call writes the cropped image and mask as uncompressed NIfTI to a
+temporary folder (a few milliseconds; the overhead is measured in ``benchmarks/radiomics.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import SimpleITK as sitk
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hepablate.imaging.io import Grid, Volume
+
+__all__ = [
+    "FAMILIES",
+    "RadiomicsConfig",
+    "RadiomicsError",
+    "compute_radiomics",
+    "crop_to_mask",
+    "mirp_settings",
+]
+
+# IBSI feature families, by MIRP's feature-name prefix (the IBSI tag prefix).
+FAMILIES: dict[str, str] = {
+    "morph": "morphology",
+    "loc": "local intensity",
+    "stat": "intensity statistics",
+    "ih": "intensity histogram",
+    "ivh": "intensity-volume histogram",
+    "cm": "grey level co-occurrence matrix",
+    "rlm": "grey level run length matrix",
+    "szm": "grey level size zone matrix",
+    "dzm": "grey level distance zone matrix",
+    "ngt": "neighbourhood grey tone difference matrix",
+    "ngl": "neighbouring grey level dependence matrix",
+}
+_MIRP_FAMILY = {
+    "morph": "morph",
+    "loc": "li",
+    "stat": "stat",
+    "ih": "ih",
+    "ivh": "ivh",
+    "cm": "cm",
+    "rlm": "rlm",
+    "szm": "szm",
+    "dzm": "dzm",
+    "ngt": "ngtdm",
+    "ngl": "ngldm",
+}
+Family = Literal["morph", "loc", "stat", "ih", "ivh", "cm", "rlm", "szm", "dzm", "ngt", "ngl"]
+SpatialMethod = Literal[
+    "2d_average",
+    "2d_slice_merge",
+    "2.5d_direction_merge",
+    "2.5d_volume_merge",
+    "3d_average",
+    "3d_volume_merge",
+]
+_ALL_FAMILIES: tuple[Family, ...] = (
+    "morph",
+    "loc",
+    "stat",
+    "ih",
+    "ivh",
+    "cm",
+    "rlm",
+    "szm",
+    "dzm",
+    "ngt",
+    "ngl",
+)
+
+
+class RadiomicsError(Exception):
+    """A region whose features cannot be computed (empty, or MIRP refused it)."""
+
+
+class RadiomicsConfig(BaseModel):
+    """Every setting that changes a radiomic value (IBSI chapter 2's processing steps).
+
+    The defaults are for contrast-enhanced liver CT: isotropic 1 mm resampling (trilinear image,
+    mask by partial-volume threshold 0.5), re-segmentation to [-150, 350] HU (liver parenchyma,
+    tumour and coagulation necrosis; excludes gas from the ablation track and dense contrast or
+    calcification), fixed bin size 25 HU, 3D texture matrices merged over directions.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spacing_mm: float | tuple[float, float, float] | None = Field(
+        default=1.0,
+        description="resample to this spacing (x, y, z or one value); null keeps the scan's grid",
+    )
+    by_slice: bool = Field(default=False, description="2D (per-slice) computation, IBSI's 2D")
+    interpolation: Literal["nearest", "linear", "cubic"] = "linear"
+    mask_threshold: float = Field(default=0.5, gt=0, le=1, description="partial-volume inclusion")
+    resegmentation_hu: tuple[float, float] | None = (-150.0, 350.0)
+    outlier_sigma: float | None = Field(
+        default=None, description="also drop voxels beyond mean ± this many SD (IBSI outlier)"
+    )
+    discretisation: Literal["fixed_bin_size", "fixed_bin_number"] = "fixed_bin_size"
+    bin_width: float = Field(default=25.0, gt=0, description="HU per bin, fixed bin size")
+    bin_number: int = Field(default=32, gt=1, description="bins, fixed bin number")
+    ivh_discretisation: Literal["none", "fixed_bin_size", "fixed_bin_number"] = "none"
+    ivh_bin_width: float | None = None
+    ivh_bin_number: int | None = None
+    families: tuple[Family, ...] = _ALL_FAMILIES
+    texture_methods: tuple[SpatialMethod, ...] = ("3d_volume_merge",)
+    crop_margin_mm: float = Field(
+        default=10.0, ge=0, description="image kept around the region before MIRP sees it"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RadiomicsConfig:
+        for method in self.texture_methods:
+            if self.by_slice and method.startswith("3d"):
+                raise ValueError(f"texture method {method} needs by_slice: false")
+        if self.resegmentation_hu is not None:
+            low, high = self.resegmentation_hu
+            if low >= high:
+                raise ValueError(f"resegmentation_hu: {low} is not below {high}")
+        return self
+
+
+def mirp_settings(config: RadiomicsConfig, *, modality: str = "CT") -> dict[str, object]:
+    """The keyword arguments of ``mirp.extract_features`` that carry out ``config``."""
+    spacing = config.spacing_mm
+    new_spacing: list[float] | None
+    if spacing is None:
+        new_spacing = None
+    else:
+        x, y, z = spacing if isinstance(spacing, tuple) else (spacing, spacing, spacing)
+        # MIRP orders spacing z, y, x; in 2D (by slice) only y, x.
+        new_spacing = [float(y), float(x)] if config.by_slice else [float(z), float(y), float(x)]
+    methods = list(config.texture_methods)
+    settings: dict[str, object] = {
+        "image_modality": modality,
+        "by_slice": config.by_slice,
+        "ibsi_compliant": True,
+        "new_spacing": new_spacing,
+        "spline_order": {"nearest": 0, "linear": 1, "cubic": 3}[config.interpolation],
+        "anti_aliasing": False,
+        "roi_spline_order": 1,
+        "roi_interpolation_mask_inclusion_threshold": config.mask_threshold,
+        "resegmentation_intensity_range": (
+            None if config.resegmentation_hu is None else list(config.resegmentation_hu)
+        ),
+        "resegmentation_sigma": config.outlier_sigma,
+        "base_feature_families": [_MIRP_FAMILY[f] for f in config.families],
+        "base_discretisation_method": config.discretisation,
+        "glcm_spatial_method": methods,
+        "glrlm_spatial_method": methods,
+        "glszm_spatial_method": _zone_methods(methods),
+        "gldzm_spatial_method": _zone_methods(methods),
+        "ngtdm_spatial_method": _zone_methods(methods),
+        "ngldm_spatial_method": _zone_methods(methods),
+        "ivh_discretisation_method": config.ivh_discretisation,
+    }
+    if config.discretisation == "fixed_bin_size":
+        settings["base_discretisation_bin_width"] = config.bin_width
+    else:
+        settings["base_discretisation_n_bins"] = config.bin_number
+    if config.ivh_bin_width is not None:
+        settings["ivh_discretisation_bin_width"] = config.ivh_bin_width
+    if config.ivh_bin_number is not None:
+        settings["ivh_discretisation_n_bins"] = config.ivh_bin_number
+    return settings
+
+
+def _zone_methods(methods: Sequence[str]) -> list[str]:
+    """Zone and neighbourhood matrices have no directions: 2d, 2.5d or 3d."""
+    out = []
+    for method in methods:
+        name = method.split("_")[0]
+        if name not in out:
+            out.append(name)
+    return out
+
+
+# MIRP appends the discretisation to the name (e.g. ``_fbs_w25.0``); it is in the config.
+_DISCRETISATION_SUFFIX = re.compile(r"_(fbs|fbn|fbsi|fbni)_[wn][0-9.]+$")
+
+
+def column_name(region: str, mirp_name: str) -> str | None:
+    """``rad.<region>.<family>.<feature>`` for a MIRP feature name; None if it is metadata."""
+    prefix, _, rest = mirp_name.partition("_")
+    if prefix not in FAMILIES or not rest:
+        return None
+    feature = _DISCRETISATION_SUFFIX.sub("", rest).replace(".", "")
+    return f"rad.{region}.{prefix}.{feature}"
+
+
+def crop_to_mask(image: Volume, mask: np.ndarray, margin_mm: float) -> tuple[Volume, Volume]:
+    """The image and mask cut to the mask's bounding box plus ``margin_mm`` on each side."""
+    if not mask.any():
+        raise RadiomicsError("the region is empty")
+    spacing_zyx = np.array(image.grid.spacing_mm[::-1])
+    pad = np.ceil(margin_mm / spacing_zyx).astype(int)
+    nonzero = np.nonzero(mask)
+    lo = [max(0, int(n.min()) - p) for n, p in zip(nonzero, pad, strict=True)]
+    hi = [min(s, int(n.max()) + 1 + p) for n, s, p in zip(nonzero, mask.shape, pad, strict=True)]
+    region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    start_xyz = np.array([lo[2], lo[1], lo[0]], dtype=float)
+    direction = np.array(image.grid.direction, dtype=float).reshape(3, 3)
+    origin = np.array(image.grid.origin_mm) + direction @ (start_xyz * spacing_zyx[::-1])
+    grid = Grid(
+        size=(hi[2] - lo[2], hi[1] - lo[1], hi[0] - lo[0]),
+        spacing_mm=image.grid.spacing_mm,
+        origin_mm=tuple(float(o) for o in origin),
+        direction=image.grid.direction,
+    )
+    cropped = np.ascontiguousarray(image.array[region])
+    return Volume(cropped, grid), Volume(mask[region].astype(np.uint8), grid)
+
+
+def compute_radiomics(
+    image: Volume,
+    mask: np.ndarray,
+    config: RadiomicsConfig,
+    *,
+    region: str,
+    families: tuple[str, ...] | None = None,
+) -> dict[str, float]:
+    """IBSI features of ``mask`` (boolean, on ``image``'s grid) as ``rad.<region>.*`` columns.
+
+    ``families`` narrows ``config.families`` (e.g. no morphology for a peritumoral ring, whose
+    shape is the tumour's); the config still decides every other setting.
+    """
+    if mask.shape != image.array.shape:
+        raise RadiomicsError(f"mask shape {mask.shape} differs from image {image.array.shape}")
+    if families is not None:
+        config = config.model_copy(
+            update={"families": tuple(f for f in config.families if f in families)}
+        )
+    if not config.families:
+        return {}
+    cropped, cropped_mask = crop_to_mask(image, mask, config.crop_margin_mm)
+    with tempfile.TemporaryDirectory(prefix="hepablate-rad-") as folder:
+        image_path, mask_path = Path(folder, "image.nii"), Path(folder, "mask.nii")
+        sitk.WriteImage(cropped.to_sitk(), str(image_path))
+        sitk.WriteImage(cropped_mask.to_sitk(), str(mask_path))
+        row = run_mirp(image_path, mask_path, mirp_settings(config))
+    out: dict[str, float] = {}
+    for name, value in row.items():
+        column = column_name(region, name)
+        if column is not None:
+            out[column] = float(value) if isinstance(value, int | float) else float("nan")
+    return out
+
+
+def run_mirp(image: Path, mask: Path, settings: dict[str, object]) -> dict[str, object]:
+    """MIRP's feature row for one image file and one mask file, its log kept quiet."""
+    from mirp import extract_features
+
+    for name in ("mirp", "MainProcess"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        previous = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            tables = extract_features(image=str(image), mask=str(mask), **settings)
+        except Exception as exc:  # MIRP raises plain exceptions for unusable regions
+            raise RadiomicsError(f"MIRP: {str(exc).splitlines()[0]}") from exc
+        finally:
+            logging.disable(previous)
+    if not tables or len(tables[0]) != 1:
+        raise RadiomicsError("MIRP returned no feature row")
+    return {str(k): v for k, v in tables[0].iloc[0].to_dict().items()}

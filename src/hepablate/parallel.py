@@ -1,0 +1,81 @@
+"""Run one function over many independent tasks: in this process, in a local process pool, or on
+a Dask distributed cluster, with the same results.
+
+Results come back as they finish (not in task order), each with its task's position, so that
+the caller can save each one at once: a run that is killed keeps what was done. The function and
+its tasks must be picklable (module-level function, plain data), which both pools need anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import TypeVar
+
+__all__ = ["SchedulerError", "run_tasks"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class SchedulerError(Exception):
+    """The Dask scheduler named by ``--scheduler`` cannot be reached or used."""
+
+
+def run_tasks(
+    function: Callable[[T], R],
+    tasks: Sequence[T],
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> Iterator[tuple[int, R]]:
+    """Yield ``(position, function(tasks[position]))`` for every task, in order of completion.
+
+    ``scheduler`` is a Dask scheduler address (``tcp://host:port``); then the cluster's workers
+    run the tasks and ``workers`` is ignored. Otherwise ``workers > 1`` starts a local process
+    pool (each process limited to one thread for numpy/ITK, so two workers use two cores).
+    """
+    if not tasks:
+        return
+    if scheduler is not None:
+        yield from _on_dask(function, tasks, scheduler)
+    elif workers > 1:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(tasks)), initializer=_one_thread
+        ) as pool:
+            futures = {pool.submit(function, task): i for i, task in enumerate(tasks)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+    else:
+        for i, task in enumerate(tasks):
+            yield i, function(task)
+
+
+def _one_thread() -> None:
+    """Pool workers each use one core: numpy's BLAS, ITK and torch would otherwise oversubscribe."""
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
+    import SimpleITK as sitk
+    from threadpoolctl import threadpool_limits
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    threadpool_limits(1)
+
+
+def _on_dask(
+    function: Callable[[T], R], tasks: Sequence[T], scheduler: str
+) -> Iterator[tuple[int, R]]:
+    from distributed import Client
+    from distributed import as_completed as dask_completed
+
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SchedulerError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+    try:
+        futures = client.map(function, list(tasks), pure=False)
+        positions = {future.key: i for i, future in enumerate(futures)}
+        for future in dask_completed(futures):
+            yield positions[future.key], future.result()
+    finally:
+        client.close()
