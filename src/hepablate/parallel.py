@@ -41,12 +41,13 @@ def run_tasks(
     if scheduler is not None:
         yield from _on_dask(function, tasks, scheduler)
     elif workers > 1:
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(tasks)), initializer=_one_thread
-        ) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)), initializer=_one_thread)
+        try:
             futures = {pool.submit(function, task): i for i, task in enumerate(tasks)}
             for future in as_completed(futures):
                 yield futures[future], future.result()
+        finally:  # stopped early (Ctrl-C, an error): do not start the tasks still queued
+            pool.shutdown(wait=True, cancel_futures=True)
     else:
         for i, task in enumerate(tasks):
             yield i, function(task)

@@ -2,7 +2,7 @@
 
 Sub-commands are added only when they work; ``hepablate --help`` lists them.
 Exit codes: 0 success, 2 invalid input (with a list of problems, no traceback),
-1 an internal error (set ``HEPABLATE_DEBUG=1`` to see its traceback).
+1 an internal error (set ``HEPABLATE_DEBUG=1`` to see its traceback), 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ def main() -> None:
             stream.reconfigure(errors="replace")
     try:
         app()
+    except KeyboardInterrupt:
+        Console(stderr=True).print(
+            "stopped; finished work is kept (extract resumes from its cache)"
+        )
+        sys.exit(130)
     except Exception as exc:  # an unexpected failure is a bug: say so in one line
         if os.environ.get("HEPABLATE_DEBUG"):
             raise
