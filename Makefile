@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := examples/minimal_cohort
 
-.PHONY: demo test install lint typecheck pytest examples clean
+.PHONY: demo test install lint typecheck pytest examples clean bench-radiomics-libraries
 
 install: $(STAMP)
 
@@ -42,5 +42,17 @@ pytest: install
 examples: install
 	$(BIN)/python examples/make_minimal_cohort.py $(EXAMPLE)
 
+# pyradiomics against MIRP (docs/benchmarks.md): pyradiomics does not install beside our pins,
+# so both libraries go into a separate environment, .venv-radlibs.
+RADLIBS := .venv-radlibs
+bench-radiomics-libraries: install
+	test -x $(RADLIBS)/bin/python || $(PYTHON) -m venv $(RADLIBS)
+	$(RADLIBS)/bin/python -m pip install --quiet numpy versioneer setuptools wheel
+	$(RADLIBS)/bin/python -m pip install --quiet --no-build-isolation pyradiomics-bhklab==3.1.4
+	$(RADLIBS)/bin/python -m pip install --quiet mirp==2.7.0
+	$(BIN)/hepablate simulate --n 20 --seed 5 --out runs/radlib_sim
+	$(RADLIBS)/bin/python benchmarks/radiomics_libraries.py --cohort runs/radlib_sim \
+		--ibsi ../shared/data/ibsi
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RADLIBS) .pytest_cache .mypy_cache .ruff_cache

@@ -159,3 +159,25 @@ def test_preprocessing_is_applied_and_recorded(virtual: Path) -> None:
     steps = table.attrs["hepablate"]["extraction_config"]["preprocessing"]["steps"]
     assert [s["kind"] for s in steps] == ["resample", "window"]
     assert _errors(table, virtual).median() <= 1.0
+
+
+def test_extract_cli_names_a_bad_config_and_an_unreachable_scheduler(
+    example_cohort: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "extraction.yaml"
+    bad.write_text("radiomics: {bin_width: -3}\n", encoding="utf-8")
+    out = tmp_path / "f.parquet"
+
+    wrong = CliRunner().invoke(
+        app, ["extract", str(example_cohort), "--out", str(out), "--config", str(bad)]
+    )
+    unreachable = CliRunner().invoke(
+        app,
+        ["extract", str(example_cohort), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"],
+    )
+
+    assert wrong.exit_code == 2
+    assert "extraction.yaml" in wrong.stdout and "bin_width" in wrong.stdout
+    assert unreachable.exit_code == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in unreachable.stdout
+    assert not out.exists()

@@ -15,7 +15,7 @@ empty: a margin from misaligned images is never reported as a measurement.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +31,13 @@ from hepablate.features.cache import FeatureCache, PatientResult, patient_key
 from hepablate.features.clinical import clinical_scores, table_predictors
 from hepablate.features.crops import CHANNELS, CropConfig, centre_of_mass_mm, crop
 from hepablate.features.geometry import GEOMETRY_COLUMNS, large_vessels, tumour_geometry
-from hepablate.features.radiomics import FAMILIES, RadiomicsConfig, compute_radiomics
+from hepablate.features.radiomics import (
+    FAMILIES,
+    RadiomicsConfig,
+    compute_radiomics,
+    resample_image,
+    resample_mask,
+)
 from hepablate.features.robustness import (
     PERTURBATIONS,
     RobustnessConfig,
@@ -120,6 +126,8 @@ class _Scans:
     vessels: Volume | None
     post: Volume | None = None  # the post CT in its own frame
     post_on_pre: Volume | None = None  # ... resampled onto the pre grid (for radiomics)
+    # The pre CT and the registered post CT on the radiomics (IBSI) grid, resampled once.
+    radiomics_scans: dict[str, Volume] = field(default_factory=dict)
     zones: Volume | None = None  # the ablation-zone label map in the post frame
     zones_pre: np.ndarray | None = None  # ... resampled onto the pre grid
     transform: sitk.Transform | None = None  # pre frame -> post frame
@@ -171,6 +179,15 @@ def _load_scans(task: _PatientTask) -> _Scans | None:
     return scans
 
 
+def _radiomics_scan(scans: _Scans, which: str, config: RadiomicsConfig) -> Volume:
+    """The pre CT or the registered post CT on the radiomics grid (resampled on first use)."""
+    if which not in scans.radiomics_scans:
+        source = scans.pre if which == "pre" else scans.post_on_pre
+        assert source is not None
+        scans.radiomics_scans[which] = resample_image(source, config)
+    return scans.radiomics_scans[which]
+
+
 def _ring(scans: _Scans, tumour: np.ndarray, width_mm: float) -> np.ndarray:
     """Liver within ``width_mm`` outside the tumour, other tumours excluded."""
     spacing = np.array(scans.pre.grid.spacing_mm[::-1])
@@ -189,12 +206,12 @@ def _ring(scans: _Scans, tumour: np.ndarray, width_mm: float) -> np.ndarray:
     return ring
 
 
-def _regions(scans: _Scans, tumour_id: int, ring_mm: float) -> dict[str, tuple[Volume, np.ndarray]]:
-    """The radiomics regions of one tumour: (image, mask) on the pre grid."""
+def _regions(scans: _Scans, tumour_id: int, ring_mm: float) -> dict[str, tuple[str, np.ndarray]]:
+    """The radiomics regions of one tumour: (scan, mask on the pre grid)."""
     tumour = scans.tumours.array == tumour_id
-    regions = {"tumour": (scans.pre, tumour), "ring": (scans.pre, _ring(scans, tumour, ring_mm))}
+    regions = {"tumour": ("pre", tumour), "ring": ("pre", _ring(scans, tumour, ring_mm))}
     if scans.post_on_pre is not None and scans.zones_pre is not None:
-        regions["ablation"] = (scans.post_on_pre, scans.zones_pre == tumour_id)
+        regions["ablation"] = ("post", scans.zones_pre == tumour_id)
     return regions
 
 
@@ -205,31 +222,34 @@ def _radiomics(
     assert config.radiomics is not None
     columns: dict[str, Any] = {}
     robust = config.robustness.selects(task.patient_id)
-    for region, (image, mask) in _regions(scans, tumour_id, config.ring_mm).items():
-        if region not in config.regions or not mask.any():
+    settings = config.radiomics
+    for region, (scan, region_mask) in _regions(scans, tumour_id, config.ring_mm).items():
+        if region not in config.regions or not region_mask.any():
+            continue
+        image = _radiomics_scan(scans, scan, settings)
+        mask = resample_mask(region_mask, scans.pre.grid, settings)
+        if not mask.any():
             continue
         families = None if region in config.morphology_regions else _NO_MORPHOLOGY
-        measured = compute_radiomics(
-            image, mask, config.radiomics, region=region, families=families
-        )
+
+        def measure(
+            image: Volume,
+            mask: np.ndarray,
+            region: str = region,
+            families: tuple[str, ...] | None = families,
+        ) -> dict[str, float]:
+            return compute_radiomics(
+                image, mask, settings, region=region, families=families, resampled=True
+            )
+
+        measured = measure(image, mask)
         columns.update(measured)
         if not robust:
             continue
         repeats = [measured]
-        for variant in perturbed_masks(mask).values():
-            repeats.append(
-                compute_radiomics(
-                    image, variant, config.radiomics, region=region, families=families
-                )
-            )
-        noisy = Volume(
-            image.array.astype(np.float32)
-            + config.robustness.noise(f"{task.patient_id}:{region}", image.array.shape),
-            image.grid,
-        )
-        repeats.append(
-            compute_radiomics(noisy, mask, config.radiomics, region=region, families=families)
-        )
+        repeats += [measure(image, variant) for variant in perturbed_masks(mask).values()]
+        noise = config.robustness.noise(f"{task.patient_id}:{region}", image.array.shape)
+        repeats.append(measure(Volume(image.array + noise, image.grid), mask))
         perturbed[f"{task.patient_id}:{tumour_id}:{region}"] = repeats
     return columns
 

@@ -7,22 +7,29 @@ a feature. Why MIRP and not pyradiomics: ``docs/architecture.md``; how close to 
 reference values it comes: ``docs/ibsi-conformance.md``.
 
 MIRP reads files, so each call writes the cropped image and mask as uncompressed NIfTI to a
-temporary folder (a few milliseconds; the overhead is measured in ``benchmarks/radiomics.py``).
+temporary folder named by their content (a few milliseconds; the overhead is measured in
+``benchmarks/extract.py``).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import re
+import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import SimpleITK as sitk
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy import ndimage
 
 from hepablate.imaging.io import Grid, Volume
 
@@ -30,9 +37,13 @@ __all__ = [
     "FAMILIES",
     "RadiomicsConfig",
     "RadiomicsError",
+    "ResampledGrid",
     "compute_radiomics",
     "crop_to_mask",
     "mirp_settings",
+    "resample_image",
+    "resample_mask",
+    "resampled_grid",
 ]
 
 # IBSI feature families, by MIRP's feature-name prefix (the IBSI tag prefix).
@@ -123,6 +134,12 @@ class RadiomicsConfig(BaseModel):
     crop_margin_mm: float = Field(
         default=10.0, ge=0, description="image kept around the region before MIRP sees it"
     )
+    exact_spatial_autocorrelation: bool = Field(
+        default=False,
+        description="Moran's I and Geary's C from all voxel pairs (time grows with the square of "
+        "the voxel count); off: MIRP's Monte Carlo estimate above 1000 voxels, which is biased "
+        "(docs/ibsi-conformance.md)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RadiomicsConfig:
@@ -170,6 +187,8 @@ def mirp_settings(config: RadiomicsConfig, *, modality: str = "CT") -> dict[str,
         "ngldm_spatial_method": _zone_methods(methods),
         "ivh_discretisation_method": config.ivh_discretisation,
     }
+    if config.exact_spatial_autocorrelation:
+        settings["no_approximation"] = True
     if config.discretisation == "fixed_bin_size":
         settings["base_discretisation_bin_width"] = config.bin_width
     else:
@@ -227,6 +246,89 @@ def crop_to_mask(image: Volume, mask: np.ndarray, margin_mm: float) -> tuple[Vol
     return Volume(cropped, grid), Volume(mask[region].astype(np.uint8), grid)
 
 
+@dataclass(frozen=True)
+class ResampledGrid:
+    """The IBSI grid a scan is resampled to (reference manual 2.4: grid centres aligned).
+
+    The number of voxels is ceil(n · spacing / new spacing) along each axis and the new grid is
+    centred on the old one, exactly as MIRP places it; ``scale`` and ``offset`` give, per axis
+    (z, y, x), the old voxel coordinate of each new voxel: ``old = new · scale + offset``.
+    """
+
+    scale: tuple[float, float, float]
+    offset: tuple[float, float, float]
+    shape: tuple[int, int, int]
+    grid: Grid
+
+
+def resampled_grid(grid: Grid, config: RadiomicsConfig) -> ResampledGrid | None:
+    """Where ``config`` resamples a scan on ``grid``; None if it keeps the scan's voxels."""
+    if config.spacing_mm is None:
+        return None
+    old_xyz = np.array(grid.spacing_mm, dtype=float)
+    spacing = config.spacing_mm
+    new_xyz = np.array(spacing if isinstance(spacing, tuple) else (spacing,) * 3, dtype=float)
+    if config.by_slice:
+        new_xyz[2] = old_xyz[2]  # 2D: in-plane only
+    size_xyz = np.array(grid.size, dtype=float)
+    shape_xyz = np.ceil(size_xyz * old_xyz / new_xyz).astype(int)
+    scale_xyz = new_xyz / old_xyz
+    offset_xyz = 0.5 * (size_xyz - 1.0) - 0.5 * (shape_xyz - 1.0) * scale_xyz
+    direction = np.array(grid.direction, dtype=float).reshape(3, 3)
+    origin = np.array(grid.origin_mm) + direction @ (offset_xyz * old_xyz)
+    new_grid = Grid(
+        size=tuple(int(n) for n in shape_xyz),
+        spacing_mm=tuple(float(v) for v in new_xyz),
+        origin_mm=tuple(float(v) for v in origin),
+        direction=grid.direction,
+    )
+    z, y, x = 2, 1, 0
+    return ResampledGrid(
+        scale=(float(scale_xyz[z]), float(scale_xyz[y]), float(scale_xyz[x])),
+        offset=(float(offset_xyz[z]), float(offset_xyz[y]), float(offset_xyz[x])),
+        shape=(int(shape_xyz[z]), int(shape_xyz[y]), int(shape_xyz[x])),
+        grid=new_grid,
+    )
+
+
+def resample_image(image: Volume, config: RadiomicsConfig, *, modality: str = "CT") -> Volume:
+    """The scan on its IBSI grid: spline interpolation of ``config.interpolation``'s order,
+    edges extended (as MIRP does), CT rounded to whole HU (IBSI)."""
+    target = resampled_grid(image.grid, config)
+    if target is None:
+        return image
+    order = {"nearest": 0, "linear": 1, "cubic": 3}[config.interpolation]
+    values = ndimage.affine_transform(
+        image.array.astype(np.float64),
+        np.array(target.scale),
+        offset=np.array(target.offset),
+        output_shape=target.shape,
+        order=order,
+        mode="nearest",
+    )
+    if modality.upper() == "CT":
+        values = np.round(values)
+    return Volume(values.astype(np.float32), target.grid)
+
+
+def resample_mask(mask: np.ndarray, grid: Grid, config: RadiomicsConfig) -> np.ndarray:
+    """A mask on ``grid`` moved to the IBSI grid: trilinear, then the partial-volume threshold."""
+    target = resampled_grid(grid, config)
+    if target is None:
+        return mask
+    fraction = ndimage.affine_transform(
+        mask.astype(np.float64),
+        np.array(target.scale),
+        offset=np.array(target.offset),
+        output_shape=target.shape,
+        order=1,
+        mode="constant",
+        cval=0.0,
+    )
+    # Rounded to 6 decimals first, as MIRP does: a voxel exactly half inside stays inside.
+    return np.around(fraction, 6) >= np.around(config.mask_threshold, 6)
+
+
 def compute_radiomics(
     image: Volume,
     mask: np.ndarray,
@@ -234,14 +336,23 @@ def compute_radiomics(
     *,
     region: str,
     families: tuple[str, ...] | None = None,
+    resampled: bool = False,
 ) -> dict[str, float]:
     """IBSI features of ``mask`` (boolean, on ``image``'s grid) as ``rad.<region>.*`` columns.
 
-    ``families`` narrows ``config.families`` (e.g. no morphology for a peritumoral ring, whose
-    shape is the tumour's); the config still decides every other setting.
+    The scan is first resampled to the config's IBSI grid (:func:`resample_image`; with
+    ``resampled=True`` the caller has done so, once per scan, and ``mask`` is on that grid),
+    then cut to the region plus a margin for MIRP. Resampling before cutting keeps every
+    region of a scan on one grid, the grid of the whole scan, so values do not depend on where
+    the cut falls. ``families`` narrows ``config.families`` (e.g. no morphology for a
+    peritumoral ring, whose shape is the tumour's); the config decides every other setting.
     """
     if mask.shape != image.array.shape:
         raise RadiomicsError(f"mask shape {mask.shape} differs from image {image.array.shape}")
+    if not resampled and config.spacing_mm is not None:
+        mask = resample_mask(mask, image.grid, config)
+        image = resample_image(image, config)
+    config = config.model_copy(update={"spacing_mm": None})
     if families is not None:
         config = config.model_copy(
             update={"families": tuple(f for f in config.families if f in families)}
@@ -249,10 +360,7 @@ def compute_radiomics(
     if not config.families:
         return {}
     cropped, cropped_mask = crop_to_mask(image, mask, config.crop_margin_mm)
-    with tempfile.TemporaryDirectory(prefix="hepablate-rad-") as folder:
-        image_path, mask_path = Path(folder, "image.nii"), Path(folder, "mask.nii")
-        sitk.WriteImage(cropped.to_sitk(), str(image_path))
-        sitk.WriteImage(cropped_mask.to_sitk(), str(mask_path))
+    with _region_files(cropped, cropped_mask) as (image_path, mask_path):
         row = run_mirp(image_path, mask_path, mirp_settings(config))
     out: dict[str, float] = {}
     for name, value in row.items():
@@ -260,6 +368,36 @@ def compute_radiomics(
         if column is not None:
             out[column] = float(value) if isinstance(value, int | float) else float("nan")
     return out
+
+
+@contextmanager
+def _region_files(image: Volume, mask: Volume) -> Iterator[tuple[Path, Path]]:
+    """The region as NIfTI files in a folder named by its content, removed afterwards.
+
+    MIRP seeds its Monte Carlo estimate of Moran's I and Geary's C with a hash of the image that
+    includes the file's folder; a folder named by the voxels (under the system's temporary
+    folder) makes the same region give the same value in every run and every worker. A lock
+    keeps two processes that meet the same region from removing each other's files.
+    """
+    digest = hashlib.sha256()
+    for volume in (image, mask):
+        digest.update(np.ascontiguousarray(volume.array).tobytes())
+        digest.update(repr(volume.grid).encode())
+    root = Path(tempfile.gettempdir(), "hepablate-radiomics")
+    folder = root / digest.hexdigest()[:24]
+    root.mkdir(exist_ok=True)
+    # 256 lock files, kept: the same region always takes the same one.
+    with (root / f"{digest.hexdigest()[:2]}.lock").open("w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            folder.mkdir(exist_ok=True)
+            image_path, mask_path = folder / "image.nii", folder / "mask.nii"
+            sitk.WriteImage(image.to_sitk(), str(image_path))
+            sitk.WriteImage(mask.to_sitk(), str(mask_path))
+            yield image_path, mask_path
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def run_mirp(image: Path, mask: Path, settings: dict[str, object]) -> dict[str, object]:
@@ -273,7 +411,10 @@ def run_mirp(image: Path, mask: Path, settings: dict[str, object]) -> dict[str, 
         previous = logging.root.manager.disable
         logging.disable(logging.WARNING)
         try:
-            tables = extract_features(image=str(image), mask=str(mask), **settings)
+            # A fixed sample name: it enters the hash that seeds MIRP's Moran's I estimate.
+            tables = extract_features(
+                image=str(image), mask=str(mask), sample_name="region", **settings
+            )
         except Exception as exc:  # MIRP raises plain exceptions for unusable regions
             raise RadiomicsError(f"MIRP: {str(exc).splitlines()[0]}") from exc
         finally:
