@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from scipy import ndimage
 
 from hepablate.features.radiomics import (
     RadiomicsConfig,
@@ -13,6 +14,7 @@ from hepablate.features.radiomics import (
     compute_radiomics,
     crop_to_mask,
     mirp_settings,
+    resample_mask,
     resampled_grid,
 )
 from hepablate.imaging.io import Grid, Volume
@@ -133,3 +135,32 @@ def test_resampled_grid_is_centred_on_the_scan() -> None:
     new_centre = np.array(target.grid.origin_mm) + (np.array(target.grid.size) - 1) / 2
     assert np.allclose(old_centre, new_centre)
     assert target.grid.size == (60, 60, 60)  # ceil(75 x 0.8 / 1), ceil(30 x 2 / 1)
+
+
+@pytest.mark.parametrize("spacing", [(0.8, 0.8, 2.0), (1.5, 1.5, 2.5), (0.977, 0.977, 3.0)])
+def test_mask_resampled_over_its_box_equals_the_whole_grid(
+    spacing: tuple[float, float, float],
+) -> None:
+    rng = np.random.default_rng(0)
+    grid = Grid(
+        size=(80, 70, 40),
+        spacing_mm=spacing,
+        origin_mm=(0, 0, 0),
+        direction=(1, 0, 0, 0, 1, 0, 0, 0, 1),
+    )
+    mask = np.zeros((40, 70, 80), dtype=bool)
+    mask[10:25, 20:40, 30:60] = rng.random((15, 20, 30)) > 0.6
+    config = RadiomicsConfig()
+    target = resampled_grid(grid, config)
+    assert target is not None
+
+    whole = ndimage.affine_transform(
+        mask.astype(float),
+        np.array(target.scale),
+        offset=np.array(target.offset),
+        output_shape=target.shape,
+        order=1,
+        mode="constant",
+    )
+
+    assert np.array_equal(resample_mask(mask, grid, config), np.around(whole, 6) >= 0.5)

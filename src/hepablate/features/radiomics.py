@@ -316,17 +316,29 @@ def resample_mask(mask: np.ndarray, grid: Grid, config: RadiomicsConfig) -> np.n
     target = resampled_grid(grid, config)
     if target is None:
         return mask
+    # Only the new voxels near the mask can be inside: interpolate over its bounding box.
+    scale, offset = np.array(target.scale), np.array(target.offset)
+    nonzero = np.nonzero(mask)
+    if not nonzero[0].size:
+        return np.zeros(target.shape, dtype=bool)
+    low = np.array([n.min() for n in nonzero]) - 1
+    high = np.array([n.max() for n in nonzero]) + 1
+    start = np.maximum(np.floor((low - offset) / scale).astype(int), 0)
+    stop = np.minimum(np.ceil((high - offset) / scale).astype(int) + 1, target.shape)
     fraction = ndimage.affine_transform(
         mask.astype(np.float64),
-        np.array(target.scale),
-        offset=np.array(target.offset),
-        output_shape=target.shape,
+        scale,
+        offset=offset + start * scale,
+        output_shape=tuple(int(n) for n in stop - start),
         order=1,
         mode="constant",
         cval=0.0,
     )
+    out = np.zeros(target.shape, dtype=bool)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
     # Rounded to 6 decimals first, as MIRP does: a voxel exactly half inside stays inside.
-    return np.around(fraction, 6) >= np.around(config.mask_threshold, 6)
+    out[box] = np.around(fraction, 6) >= np.around(config.mask_threshold, 6)
+    return out
 
 
 def compute_radiomics(
