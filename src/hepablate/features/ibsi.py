@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -49,14 +50,7 @@ __all__ = [
 ]
 
 # Every spatial method IBSI has reference values for; the 2D configurations have the first four.
-_ALL_METHODS: tuple[SpatialMethod, ...] = (
-    "2d_average",
-    "2d_slice_merge",
-    "2.5d_direction_merge",
-    "2.5d_volume_merge",
-    "3d_average",
-    "3d_volume_merge",
-)
+_ALL_METHODS: tuple[SpatialMethod, ...] = get_args(SpatialMethod)
 _2D_METHODS = _ALL_METHODS[:4]
 _3D_METHODS = _ALL_METHODS[4:]
 # The whole phantom stays around the mask (the crop check of benchmarks/ibsi.py shows that the
