@@ -206,11 +206,20 @@ def _ring(scans: _Scans, tumour: np.ndarray, width_mm: float) -> np.ndarray:
     return ring
 
 
-def _regions(scans: _Scans, tumour_id: int, ring_mm: float) -> dict[str, tuple[str, np.ndarray]]:
-    """The radiomics regions of one tumour: (scan, mask on the pre grid)."""
+def _regions(
+    scans: _Scans,
+    tumour_id: int,
+    ring_mm: float,
+    wanted: tuple[str, ...] = ("tumour", "ring", "ablation"),
+) -> dict[str, tuple[str, np.ndarray]]:
+    """The ``wanted`` radiomics regions of one tumour: (scan, mask on the pre grid)."""
     tumour = scans.tumours.array == tumour_id
-    regions = {"tumour": ("pre", tumour), "ring": ("pre", _ring(scans, tumour, ring_mm))}
-    if scans.post_on_pre is not None and scans.zones_pre is not None:
+    regions: dict[str, tuple[str, np.ndarray]] = {}
+    if "tumour" in wanted:
+        regions["tumour"] = ("pre", tumour)
+    if "ring" in wanted:
+        regions["ring"] = ("pre", _ring(scans, tumour, ring_mm))
+    if "ablation" in wanted and scans.post_on_pre is not None and scans.zones_pre is not None:
         regions["ablation"] = ("post", scans.zones_pre == tumour_id)
     return regions
 
@@ -223,8 +232,9 @@ def _radiomics(
     columns: dict[str, Any] = {}
     robust = config.robustness.selects(task.patient_id)
     settings = config.radiomics
-    for region, (scan, region_mask) in _regions(scans, tumour_id, config.ring_mm).items():
-        if region not in config.regions or not region_mask.any():
+    wanted = _regions(scans, tumour_id, config.ring_mm, config.regions)
+    for region, (scan, region_mask) in wanted.items():
+        if not region_mask.any():
             continue
         image = _radiomics_scan(scans, scan, settings)
         mask = resample_mask(region_mask, scans.pre.grid, settings)
