@@ -13,6 +13,8 @@ ablation zone into the pre-ablation frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +42,10 @@ class RegistrationConfig(BaseModel):
     bspline_mesh_mm: float = Field(default=50.0, gt=0)
     min_liver_dice: float = Field(default=0.85, ge=0, le=1)
     seed: int = 1
+    # ITK sums the metric per thread, so with more than one thread the result changes in its
+    # last digits from run to run, which can flip a voxel of the resampled ablation zone. One
+    # thread makes the registration identical in this process, in a pool and on another machine.
+    threads: int = Field(default=1, ge=1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,17 @@ def _binary(volume: Volume) -> sitk.Image:
     return sitk.Cast(volume.to_sitk() > 0, sitk.sitkUInt8)
 
 
+@contextmanager
+def _itk_threads(threads: int) -> Iterator[None]:
+    """ITK's default thread count set for the filters created inside (the metric uses it)."""
+    previous = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
+
+
 def register(
     fixed: Volume,
     moving: Volume,
@@ -94,6 +111,17 @@ def register(
 ) -> RegistrationResult:
     """Register ``moving`` (post-ablation CT) onto ``fixed`` (pre-ablation CT)."""
     config = config or RegistrationConfig()
+    with _itk_threads(config.threads):
+        return _register(fixed, moving, fixed_liver, moving_liver, config)
+
+
+def _register(
+    fixed: Volume,
+    moving: Volume,
+    fixed_liver: Volume | None,
+    moving_liver: Volume | None,
+    config: RegistrationConfig,
+) -> RegistrationResult:
     fixed_image = _windowed(fixed, config.window_hu)
     moving_image = _windowed(moving, config.window_hu)
     if fixed_liver is not None and moving_liver is not None:
@@ -115,6 +143,7 @@ def register(
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=config.histogram_bins)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(config.sampling_fraction, config.seed)
+    method.SetNumberOfThreads(config.threads)
     fixed_mask = None
     if fixed_liver is not None:
         radius = [max(1, round(config.mask_dilation_mm / s)) for s in fixed.spacing_mm]
@@ -176,6 +205,7 @@ def _bspline(
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=config.histogram_bins)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(config.sampling_fraction, config.seed)
+    method.SetNumberOfThreads(config.threads)
     if fixed_mask is not None:
         method.SetMetricFixedMask(fixed_mask)
     method.SetInterpolator(sitk.sitkLinear)
