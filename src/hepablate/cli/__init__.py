@@ -18,6 +18,7 @@ from hepablate import __version__
 from hepablate.cli.extract import extract
 from hepablate.cli.import_dicom import import_dicom
 from hepablate.cli.simulate import simulate
+from hepablate.cli.train import train
 from hepablate.cli.validate import validate
 
 __all__ = ["app", "main"]
@@ -33,6 +34,7 @@ app.command()(validate)
 app.command()(simulate)
 app.command()(extract)
 app.command(name="import-dicom")(import_dicom)
+app.command()(train)
 
 
 def _version(value: bool) -> None:

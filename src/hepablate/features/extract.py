@@ -483,5 +483,7 @@ def _with_metadata(table: pd.DataFrame, cohort: Cohort, config: ExtractionConfig
         "cohort": cohort.schema.name,
         "extraction_config": config.model_dump(mode="json"),
         "rows": "tumour" if isinstance(table.index, pd.MultiIndex) else "patient",
+        # What the outcome.* columns mean, for `hepablate train`.
+        "endpoints": [e.model_dump(mode="json") for e in cohort.schema.endpoints],
     }
     return table

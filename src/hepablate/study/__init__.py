@@ -1,0 +1,17 @@
+"""A study: select features, validate models on the same grouped folds, report (``hepablate
+train``). Configured by :class:`StudyConfig` (``docs/study-config.md``)."""
+
+from hepablate.study.config import StudyConfig, StudyConfigError, load_study_config
+from hepablate.study.data import StudyData, load_feature_table, study_data
+from hepablate.study.run import StudyResult, run_study
+
+__all__ = [
+    "StudyConfig",
+    "StudyConfigError",
+    "StudyData",
+    "StudyResult",
+    "load_feature_table",
+    "load_study_config",
+    "run_study",
+    "study_data",
+]

@@ -1,0 +1,183 @@
+"""The study config of ``hepablate train``: endpoint, features, selection, models, validation.
+
+One typed document (YAML or JSON) says everything a reviewer needs to repeat the study; it is
+copied into ``metrics.json`` and the report. Documented in ``docs/study-config.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "FeatureSources",
+    "ModelSpec",
+    "SelectionStep",
+    "StudyConfig",
+    "StudyConfigError",
+    "ValidationScheme",
+    "load_study_config",
+]
+
+SelectorName = Literal[
+    "near_zero_variance",
+    "reproducible",
+    "univariate",
+    "redundancy",
+    "mrmr",
+    "embedded",
+    "wrapper",
+    "stability",
+]
+ModelKind = Literal[
+    # binary endpoints
+    "logistic",
+    "gradient_boosting",
+    "random_forest",
+    # time-to-event endpoints
+    "cox",
+    "random_survival_forest",
+    "gradient_boosting_survival",
+]
+BINARY_MODELS: frozenset[str] = frozenset({"logistic", "gradient_boosting", "random_forest"})
+SURVIVAL_MODELS: frozenset[str] = frozenset(
+    {"cox", "random_survival_forest", "gradient_boosting_survival"}
+)
+
+
+class StudyConfigError(ValueError):
+    """The study config cannot be read or does not fit the data."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSources(_Strict):
+    """Which FeatureTable columns are candidate predictors (shell-style patterns)."""
+
+    include: tuple[str, ...] = ("clin.*", "geom.*", "rad.*", "deep.*")
+    exclude: tuple[str, ...] = ()
+    # The clinical-only models use these columns and no selection.
+    clinical: tuple[str, ...] = ("clin.*",)
+    # Always kept by every selector (names after encoding: a category becomes name_level).
+    force: tuple[str, ...] = ()
+
+
+class SelectionStep(_Strict):
+    """One selector of the pipeline, with its keyword arguments."""
+
+    method: SelectorName
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelSpec(_Strict):
+    """One model to validate. ``clinical_only`` models see only ``features.clinical``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    kind: ModelKind
+    clinical_only: bool = False
+    # Hyperparameter grid searched by inner grouped cross-validation (sklearn names).
+    grid: dict[str, list[Any]] | None = None
+
+
+class ValidationScheme(_Strict):
+    """Outer validation; selection and tuning are refitted inside every outer training set."""
+
+    scheme: Literal["kfold", "by_centre"] = "kfold"
+    folds: int = Field(default=5, ge=2)
+    repeats: int = Field(default=3, ge=1)
+    inner_folds: int = Field(default=3, ge=2)
+    # by_centre: these centres are the test set; none = each centre left out in turn.
+    test_centres: tuple[str, ...] = ()
+    seed: int = 1
+    bootstrap: int = Field(default=1000, ge=100)
+    # Probability threshold for sensitivity, specificity, PPV and NPV; none = the outcome's
+    # prevalence in the analysed rows (stated in the report).
+    threshold: float | None = Field(default=None, gt=0, lt=1)
+    # Survival: the horizon of Uno's C and of the risk groups' table (months).
+    horizon_months: float = Field(default=24.0, gt=0)
+    # Runs of the whole validation with shuffled labels (the first model only).
+    permutations: int = Field(default=1, ge=0)
+    imputation: Literal["median", "iterative"] = "median"
+
+
+def _default_selection() -> tuple[SelectionStep, ...]:
+    return (
+        SelectionStep(method="near_zero_variance"),
+        SelectionStep(method="reproducible", params={"min_icc": 0.75}),
+        SelectionStep(method="redundancy", params={"max_correlation": 0.8}),
+        SelectionStep(method="stability", params={"n_resamples": 50}),
+    )
+
+
+class StudyConfig(_Strict):
+    """A whole study: what to predict, from what, how to select, which models, how to validate."""
+
+    name: str = "study"
+    endpoint: str
+    features: FeatureSources = FeatureSources()
+    selection: tuple[SelectionStep, ...] = Field(default_factory=_default_selection)
+    models: tuple[ModelSpec, ...] = ()
+    validation: ValidationScheme = ValidationScheme()
+    # Extraction settings when the input is a cohort folder (keys of ExtractionConfig).
+    extraction: dict[str, Any] | None = None
+    workers: int = Field(default=0, ge=0)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        names = [m.name for m in models]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise ValueError(f"model names must be unique: {', '.join(doubled)}")
+        return models
+
+    @model_validator(mode="after")
+    def _same_kind(self) -> StudyConfig:
+        kinds = {m.kind in SURVIVAL_MODELS for m in self.models}
+        if len(kinds) > 1:
+            raise ValueError("models mix binary and time-to-event kinds; one endpoint, one kind")
+        return self
+
+    def models_for(self, survival: bool) -> tuple[ModelSpec, ...]:
+        """The configured models, or the default baselines for the endpoint's kind."""
+        if self.models:
+            wanted = SURVIVAL_MODELS if survival else BINARY_MODELS
+            wrong = [m.name for m in self.models if m.kind not in wanted]
+            if wrong:
+                kind = "time-to-event" if survival else "binary"
+                raise StudyConfigError(
+                    f"endpoint {self.endpoint!r} is {kind}; models {', '.join(wrong)} are not"
+                )
+            return self.models
+        if survival:
+            return (
+                ModelSpec(name="cox", kind="cox"),
+                ModelSpec(name="random_survival_forest", kind="random_survival_forest"),
+                ModelSpec(name="gradient_boosting", kind="gradient_boosting_survival"),
+                ModelSpec(name="clinical_cox", kind="cox", clinical_only=True),
+            )
+        return (
+            ModelSpec(name="logistic", kind="logistic"),
+            ModelSpec(name="gradient_boosting", kind="gradient_boosting"),
+            ModelSpec(name="random_forest", kind="random_forest"),
+            ModelSpec(name="clinical_logistic", kind="logistic", clinical_only=True),
+        )
+
+
+def load_study_config(path: Path) -> StudyConfig:
+    """Read a study config (YAML or JSON); errors name the file and the field."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise StudyConfigError(f"{path}: cannot read the study config: {exc}") from exc
+    if not isinstance(data, dict):
+        raise StudyConfigError(f"{path}: a study config is a mapping (endpoint: ..., ...)")
+    try:
+        return StudyConfig.model_validate(data)
+    except ValueError as exc:
+        raise StudyConfigError(f"{path}: {exc}") from exc

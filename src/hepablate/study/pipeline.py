@@ -1,0 +1,141 @@
+"""The scikit-learn pipelines of a study: preparation, selection and each model.
+
+``prepare`` imputes (median, or iterative) and scales numbers and one-hot encodes categories;
+then the configured selectors run in order; then the model, tuned by a grid search over inner
+folds grouped by patient. Every part is fitted on the rows it is given and nothing else, so the
+validation fits all of it inside each outer training set: no selection, scaling, imputation or
+tuning ever sees a test row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers the class)
+from sklearn.impute import IterativeImputer, SimpleImputer
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from hepablate.models.baselines import DEFAULT_GRIDS, make_model
+from hepablate.study.config import ModelSpec, SelectionStep
+
+__all__ = [
+    "fit_selection",
+    "inner_splits",
+    "make_preparation",
+    "make_selection",
+    "make_tuned_model",
+    "selector_names",
+]
+
+
+def make_preparation(X: pd.DataFrame, imputation: str = "median") -> ColumnTransformer:
+    """Impute and scale numeric columns, impute and one-hot encode the others."""
+    categorical = [c for c in X.columns if X[c].dtype == object]
+    numeric = [c for c in X.columns if c not in categorical]
+    imputer: BaseEstimator = (
+        IterativeImputer(max_iter=10, random_state=0, keep_empty_features=True)
+        if imputation == "iterative"
+        else SimpleImputer(strategy="median", keep_empty_features=True)
+    )
+    steps = []
+    if numeric:
+        steps.append(("num", Pipeline([("impute", imputer), ("scale", StandardScaler())]), numeric))
+    if categorical:
+        steps.append(
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        (
+                            "encode",
+                            OneHotEncoder(
+                                handle_unknown="ignore", drop="if_binary", sparse_output=False
+                            ),
+                        ),
+                    ]
+                ),
+                categorical,
+            )
+        )
+    transformer = ColumnTransformer(steps, verbose_feature_names_out=False)
+    transformer.set_output(transform="pandas")
+    return transformer
+
+
+def _selector(step: SelectionStep, icc: dict[str, float], force: tuple[str, ...]) -> Any:
+    from hepablate import selection
+
+    classes = {
+        "near_zero_variance": selection.NearZeroVariance,
+        "reproducible": selection.Reproducible,
+        "univariate": selection.Univariate,
+        "redundancy": selection.Redundancy,
+        "mrmr": selection.MRMR,
+        "embedded": selection.Embedded,
+        "wrapper": selection.Wrapper,
+        "stability": selection.StabilitySelection,
+    }
+    params = dict(step.params)
+    if step.method == "reproducible":
+        params.setdefault("icc", icc)
+    return classes[step.method](force=force, **params)
+
+
+def selector_names(steps: tuple[SelectionStep, ...]) -> list[str]:
+    return [f"select{i}_{s.method}" for i, s in enumerate(steps)]
+
+
+def make_selection(
+    X: pd.DataFrame,
+    steps: tuple[SelectionStep, ...],
+    *,
+    icc: dict[str, float],
+    force: tuple[str, ...],
+    imputation: str,
+) -> Pipeline:
+    """``prepare`` followed by the selectors (fit with ``fit_selection``)."""
+    parts: list[tuple[str, Any]] = [("prepare", make_preparation(X, imputation))]
+    names = selector_names(steps)
+    parts += [(n, _selector(s, icc, force)) for n, s in zip(names, steps, strict=True)]
+    pipeline = Pipeline(parts)
+    pipeline.set_output(transform="pandas")
+    return pipeline
+
+
+def fit_selection(
+    pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray
+) -> Pipeline:
+    """Fit, handing the patient groups to every selector (for their inner folds)."""
+    params = {f"{name}__groups": groups for name, _ in pipeline.steps[1:]}
+    return pipeline.fit(X, y, **params)
+
+
+def inner_splits(
+    events: np.ndarray, groups: np.ndarray, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner folds grouped by patient and stratified by the event (binary or survival)."""
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(events)), events.astype(int), groups))
+
+
+def make_tuned_model(
+    spec: ModelSpec, *, cv: list[tuple[np.ndarray, np.ndarray]], seed: int, survival: bool
+) -> GridSearchCV:
+    """The model in a grid search over the given inner folds (see ``inner_splits``)."""
+    grid = spec.grid if spec.grid is not None else DEFAULT_GRIDS[spec.kind]
+    return GridSearchCV(
+        make_model(spec.kind, seed),
+        grid,
+        cv=cv,
+        scoring=None if survival else "roc_auc",
+        refit=True,
+        n_jobs=1,
+        error_score="raise",
+    )

@@ -1,0 +1,301 @@
+"""Every number of a validated study, and the files ``hepablate train`` writes.
+
+Metrics are computed on the out-of-fold predictions, averaged over repeats (each row is a test
+row once per repeat), with 95% CIs from a bootstrap that resamples patients. Models are compared
+on the same rows (DeLong for AUCs). ``metrics.json`` holds all of it, plus what the report plots.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hepablate import __version__
+from hepablate.study.run import ModelRun, StudyResult
+from hepablate.validation import metrics as m
+
+__all__ = ["selection_frequency", "summarise", "write_outputs"]
+
+
+def _mean_prediction(run: ModelRun) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(run.oof, axis=0)
+
+
+def _threshold(result: StudyResult) -> tuple[float, str]:
+    configured = result.config.validation.threshold
+    if configured is not None:
+        return configured, "study config"
+    return float(np.mean(result.data.events)), "prevalence of the outcome in the analysed rows"
+
+
+def _binary(
+    result: StudyResult, run: ModelRun, rows: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    data, validation = result.data, result.config.validation
+    y, p, groups = data.y[rows], _mean_prediction(run)[rows], data.groups[rows]
+    scored = ~np.isnan(p)
+    y, p, groups = y[scored], p[scored], groups[scored]
+    return {
+        "metrics": m.binary_metrics(
+            y,
+            p,
+            groups,
+            threshold=threshold,
+            n_bootstrap=validation.bootstrap,
+            seed=validation.seed,
+        ),
+        "roc": m.roc_points(y, p),
+        "calibration": m.calibration_points(y, p),
+        "decision_curve": m.decision_curve(y, p),
+    }
+
+
+def _survival(result: StudyResult, run: ModelRun, rows: np.ndarray) -> dict[str, Any]:
+    data, validation = result.data, result.config.validation
+    risk = _mean_prediction(run)[rows]
+    scored = ~np.isnan(risk)
+    rows = rows[scored]
+    time, event = data.y["time"][rows], data.y["event"][rows]
+    survival = None
+    if run.survival is not None:
+        with np.errstate(invalid="ignore"):
+            survival = np.nanmean(run.survival, axis=0)[rows]
+    cutoffs = [float(q) for q in np.quantile(risk[scored], [1 / 3, 2 / 3])]
+    return {
+        "metrics": m.survival_metrics(
+            time,
+            event,
+            risk[scored],
+            data.groups[rows],
+            horizon=validation.horizon_months,
+            times=result.times,
+            survival=survival,
+            train_time=data.y["time"],
+            train_event=data.y["event"],
+            n_bootstrap=validation.bootstrap,
+            seed=validation.seed,
+        ),
+        "risk_groups": {
+            "cutoffs": cutoffs,
+            "cutoff_rule": "tertiles of the out-of-fold risk",
+            **m.risk_groups(time, event, risk[scored], cutoffs),
+        },
+    }
+
+
+def _per_repeat(result: StudyResult, run: ModelRun) -> list[float | None]:
+    """The headline metric of each repeat's pooled out-of-fold predictions."""
+    from sklearn.metrics import roc_auc_score
+    from sksurv.metrics import concordance_index_censored
+
+    data = result.data
+    values: list[float | None] = []
+    for prediction in run.oof:
+        rows = ~np.isnan(prediction)
+        if data.survival:
+            value = concordance_index_censored(
+                data.y["event"][rows], data.y["time"][rows], prediction[rows]
+            )[0]
+        else:
+            y = data.y[rows]
+            value = roc_auc_score(y, prediction[rows]) if len(set(y)) == 2 else None
+        values.append(None if value is None else float(value))
+    return values
+
+
+def headline(metrics: dict[str, Any], survival: bool) -> float | None:
+    value = metrics["harrell_c" if survival else "auc"]["value"]
+    return None if value is None else float(value)
+
+
+def selection_frequency(result: StudyResult) -> pd.DataFrame:
+    """How often each candidate feature was selected, over the outer training sets."""
+    counts = Counter(f for chosen in result.selected for f in chosen)
+    folds = len(result.selected)
+    names = list(dict.fromkeys([*result.candidates, *counts]))
+    frame = pd.DataFrame(
+        {
+            "feature": names,
+            "folds_selected": [counts.get(n, 0) for n in names],
+            "folds": folds,
+        }
+    )
+    frame["frequency"] = frame["folds_selected"] / max(folds, 1)
+    return frame.sort_values(["frequency", "feature"], ascending=[False, True]).reset_index(
+        drop=True
+    )
+
+
+def _delong(result: StudyResult, best: str) -> list[dict[str, Any]]:
+    data = result.data
+    best_p = _mean_prediction(result.models[best])
+    out = []
+    for name, run in result.models.items():
+        if name == best:
+            continue
+        p = _mean_prediction(run)
+        rows = ~np.isnan(p) & ~np.isnan(best_p)
+        out.append(
+            {"model": best, "against": name, **m.delong_test(data.y[rows], best_p[rows], p[rows])}
+        )
+    return out
+
+
+def _permutation(result: StudyResult) -> dict[str, Any] | None:
+    if not result.permutations:
+        return None
+    data, validation = result.data, result.config.validation
+    runs = []
+    for permuted in result.permutations:
+        p = _mean_prediction(permuted.run)
+        rows = ~np.isnan(p)
+        if data.survival:
+            y = permuted.y[rows]
+            scored = m.survival_metrics(
+                y["time"],
+                y["event"],
+                p[rows],
+                data.groups[rows],
+                horizon=validation.horizon_months,
+                n_bootstrap=validation.bootstrap,
+                seed=validation.seed,
+            )
+            runs.append(scored["harrell_c"])
+        else:
+            threshold, _ = _threshold(result)
+            scored = m.binary_metrics(
+                permuted.y[rows],
+                p[rows],
+                data.groups[rows],
+                threshold=threshold,
+                n_bootstrap=validation.bootstrap,
+                seed=validation.seed,
+            )
+            runs.append(scored["auc"])
+    return {
+        "model": result.permutations[0].model,
+        "metric": "harrell_c" if data.survival else "auc",
+        "folds": "the first repeat's outer folds, outcomes shuffled across rows",
+        "runs": runs,
+        "ci_contains_chance": [
+            r["ci"] is not None and r["ci"][0] <= 0.5 <= r["ci"][1] for r in runs
+        ],
+    }
+
+
+def _nomogram(result: StudyResult) -> dict[str, Any] | None:
+    from hepablate.models.baselines import nomogram
+
+    for name, pipeline in result.final.items():
+        spec = result.models[name].spec
+        if spec.kind != "logistic" or spec.clinical_only:
+            continue
+        selection = pipeline[:-1]
+        X = result.data.X
+        Z = selection.transform(X)
+        return {"model": name, **nomogram(pipeline[-1], [str(c) for c in Z.columns], Z.to_numpy())}
+    return None
+
+
+def summarise(result: StudyResult) -> dict[str, Any]:
+    """``metrics.json``: every number of the study, with CIs, per model."""
+    data, config = result.data, result.config
+    survival = data.survival
+    rows = np.arange(len(data.y))
+    threshold, threshold_source = _threshold(result)
+    models: dict[str, Any] = {}
+    for name, run in result.models.items():
+        scored = _survival(result, run, rows) if survival else _binary(result, run, rows, threshold)
+        models[name] = {
+            "kind": run.spec.kind,
+            "clinical_only": run.spec.clinical_only,
+            **scored,
+            "per_repeat": _per_repeat(result, run),
+            "best_params": run.best_params,
+        }
+    ranking = sorted(models, key=lambda n: -(headline(models[n]["metrics"], survival) or 0.0))
+    best = ranking[0]
+    by_centre: dict[str, Any] = {}
+    if config.validation.scheme == "by_centre":
+        for split in result.splits:
+            by_centre[split.label] = {
+                name: (
+                    _survival(result, run, split.test)
+                    if survival
+                    else _binary(result, run, split.test, threshold)
+                )["metrics"]
+                for name, run in result.models.items()
+            }
+    frequency = selection_frequency(result)
+    centres = Counter(data.centres.tolist())
+    return {
+        "hepablate": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "study": config.model_dump(mode="json"),
+        "endpoint": {**data.endpoint, "excluded_rows": data.excluded_rows},
+        "cohort": {
+            "rows": len(data.y),
+            "patients": len(np.unique(data.groups)),
+            "events": int(np.sum(data.events)),
+            "centres": dict(sorted(centres.items())),
+            "candidate_columns": int(data.X.shape[1]),
+        },
+        "validation": {
+            "scheme": config.validation.scheme,
+            "splits": [s.label for s in result.splits],
+            "prediction": "each row's out-of-fold prediction, averaged over repeats",
+            "threshold": threshold,
+            "threshold_source": threshold_source,
+            "evaluation_times_months": None if result.times is None else result.times.tolist(),
+        },
+        "models": models,
+        "by_centre": by_centre or None,
+        "comparison": {
+            "metric": "harrell_c" if survival else "auc",
+            "ranking": ranking,
+            "best": best,
+            "delong": None if survival else _delong(result, best),
+        },
+        "permutation": _permutation(result),
+        "selection": {
+            "candidates_after_preparation": len(result.candidates),
+            "outer_training_sets": len(result.selected),
+            "selected_per_set": [len(s) for s in result.selected],
+            "top": frequency.head(30).to_dict(orient="records"),
+        },
+        "nomogram": None if survival else _nomogram(result),
+    }
+
+
+def write_outputs(result: StudyResult, run_dir: Path) -> dict[str, Path]:
+    """``metrics.json``, ``selected_features.csv`` and ``predictions.csv`` in ``run_dir``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarise(result)
+    paths = {
+        "metrics": run_dir / "metrics.json",
+        "selected_features": run_dir / "selected_features.csv",
+        "predictions": run_dir / "predictions.csv",
+    }
+    paths["metrics"].write_text(
+        json.dumps(summary, indent=1, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    selection_frequency(result).to_csv(paths["selected_features"], index=False)
+    data = result.data
+    index = data.table.index if data.table is not None else pd.RangeIndex(len(data.y))
+    predictions = pd.DataFrame({"group": data.groups, "centre": data.centres}, index=index)
+    if data.survival:
+        predictions["time_months"] = data.y["time"]
+        predictions["event"] = data.y["event"]
+    else:
+        predictions["label"] = data.y
+    for name, run in result.models.items():
+        predictions[name] = _mean_prediction(run)
+    predictions.to_csv(paths["predictions"], encoding="utf-8")
+    return paths

@@ -1,0 +1,294 @@
+"""Leakage-proof validation of every model of a study, on the same folds.
+
+Outer splits are grouped by patient (a patient's tumours are never split) and stratified by the
+event: repeated K-fold, or by centre (train on some centres, test on the others). Inside each
+outer training set the selection pipeline is fitted once (preparation, then the selectors, with
+inner folds grouped by patient where a selector tunes), and each model is tuned by a grid search
+over inner grouped folds. Every model sees the same outer folds and the same selected features,
+so the comparison between models is paired. The test rows of a fold are only ever predicted.
+
+A label-permutation run repeats the first repeat's folds with shuffled outcomes: its AUC (or
+C-index) should be 0.5 within its CI, or something leaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+
+from hepablate.study.config import ModelSpec, StudyConfig, StudyConfigError, ValidationScheme
+from hepablate.study.data import StudyData
+from hepablate.study.pipeline import (
+    fit_selection,
+    inner_splits,
+    make_preparation,
+    make_selection,
+    make_tuned_model,
+)
+
+__all__ = ["ModelRun", "PermutationRun", "Split", "StudyResult", "outer_splits", "run_study"]
+
+
+@dataclass(frozen=True)
+class Split:
+    repeat: int
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+    label: str
+
+
+@dataclass
+class ModelRun:
+    spec: ModelSpec
+    # Out-of-fold prediction per repeat and row (probability, or risk score for survival);
+    # NaN where the row was not in a test set of that repeat (only with by-centre splits).
+    oof: np.ndarray
+    # Survival: predicted survival at ``StudyResult.times`` (repeats x rows x times).
+    survival: np.ndarray | None
+    best_params: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class PermutationRun:
+    """The first model validated on the first repeat's folds with shuffled outcomes ``y``."""
+
+    model: str
+    y: np.ndarray
+    run: ModelRun
+
+
+@dataclass
+class StudyResult:
+    config: StudyConfig
+    data: StudyData
+    splits: list[Split]
+    models: dict[str, ModelRun]
+    selected: list[list[str]]  # the features selected in each outer training set
+    candidates: list[str]  # the features after preparation (before selection)
+    times: np.ndarray | None  # survival: the evaluation times (months)
+    permutations: list[PermutationRun]
+    final: dict[str, Pipeline]  # every model refitted on all rows (for the bundle)
+
+
+def outer_splits(data: StudyData, scheme: ValidationScheme) -> list[Split]:
+    """The outer splits: repeated grouped stratified K-fold, or train/test by centre."""
+    events = data.events.astype(int)
+    zeros = np.zeros(len(events))
+    if scheme.scheme == "kfold":
+        patients = len(np.unique(data.groups))
+        if patients < scheme.folds:
+            raise StudyConfigError(f"{patients} patients cannot make {scheme.folds} folds")
+        splits = []
+        for repeat in range(scheme.repeats):
+            splitter = StratifiedGroupKFold(
+                n_splits=scheme.folds, shuffle=True, random_state=scheme.seed + repeat
+            )
+            for fold, (train, test) in enumerate(splitter.split(zeros, events, data.groups)):
+                splits.append(
+                    Split(repeat, fold, train, test, f"repeat {repeat + 1} fold {fold + 1}")
+                )
+        return splits
+    centres = sorted(set(data.centres))
+    if len(centres) < 2:
+        raise StudyConfigError("validation by centre needs at least two centres in the data")
+    unknown = sorted(set(scheme.test_centres) - set(centres))
+    if unknown:
+        raise StudyConfigError(
+            f"test_centres {', '.join(unknown)} not in the data (centres: {', '.join(centres)})"
+        )
+    tests = [list(scheme.test_centres)] if scheme.test_centres else [[c] for c in centres]
+    splits = []
+    for fold, test_centres in enumerate(tests):
+        is_test = np.isin(data.centres, test_centres)
+        splits.append(
+            Split(
+                0,
+                fold,
+                np.flatnonzero(~is_test),
+                np.flatnonzero(is_test),
+                "test centre " + ", ".join(test_centres),
+            )
+        )
+    return splits
+
+
+def _evaluation_times(data: StudyData) -> np.ndarray:
+    times = data.y["time"][data.y["event"]]
+    grid = np.unique(np.round(np.quantile(times, np.linspace(0.1, 0.8, 10)), 2))
+    return grid[grid > 0]
+
+
+def _survival_at(estimator: Any, Z: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    functions = estimator.predict_survival_function(Z)
+    rows = []
+    for function in functions:
+        low, high = function.domain
+        rows.append(function(np.clip(times, low, high)))
+    return np.asarray(rows, dtype=float)
+
+
+def _fit_predict(
+    spec: ModelSpec,
+    train_Z: pd.DataFrame,
+    test_Z: pd.DataFrame,
+    y_train: np.ndarray,
+    events_train: np.ndarray,
+    groups_train: np.ndarray,
+    data: StudyData,
+    config: StudyConfig,
+    times: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any], Any]:
+    validation = config.validation
+    folds = min(validation.inner_folds, len(np.unique(groups_train)))
+    cv = inner_splits(events_train, groups_train, folds, validation.seed)
+    search = make_tuned_model(spec, cv=cv, seed=validation.seed, survival=data.survival)
+    search.fit(train_Z, y_train)
+    model = search.best_estimator_
+    if data.survival:
+        risk = np.asarray(model.predict(test_Z), dtype=float)
+        assert times is not None
+        return risk, _survival_at(model, test_Z, times), search.best_params_, model
+    probability = np.asarray(model.predict_proba(test_Z)[:, 1], dtype=float)
+    return probability, None, search.best_params_, model
+
+
+def _prepare(data: StudyData, config: StudyConfig, clinical: bool) -> Pipeline:
+    X = data.X[data.clinical] if clinical else data.X
+    if clinical:
+        pipeline = Pipeline([("prepare", make_preparation(X, config.validation.imputation))])
+        pipeline.set_output(transform="pandas")
+        return pipeline
+    return make_selection(
+        X,
+        config.selection,
+        icc=data.icc,
+        force=config.features.force,
+        imputation=config.validation.imputation,
+    )
+
+
+def _validate(
+    data: StudyData,
+    y: np.ndarray,
+    config: StudyConfig,
+    models: tuple[ModelSpec, ...],
+    splits: list[Split],
+    times: np.ndarray | None,
+    step: Callable[[], None],
+) -> tuple[dict[str, ModelRun], list[list[str]], list[str]]:
+    repeats = max(s.repeat for s in splits) + 1
+    n = len(y)
+    runs = {
+        m.name: ModelRun(
+            m,
+            np.full((repeats, n), np.nan),
+            None if times is None else np.full((repeats, n, len(times)), np.nan),
+        )
+        for m in models
+    }
+    events = y["event"] if data.survival else y.astype(bool)
+    selected: list[list[str]] = []
+    candidates: list[str] = []
+    need_clinical = any(m.clinical_only for m in models)
+    need_selected = any(not m.clinical_only for m in models)
+    for split in splits:
+        train, test = split.train, split.test
+        inputs: dict[bool, tuple[pd.DataFrame, pd.DataFrame]] = {}
+        for clinical, needed in ((False, need_selected), (True, need_clinical)):
+            if not needed:
+                continue
+            if clinical and not data.clinical:
+                raise StudyConfigError(
+                    "a clinical-only model needs clinical columns (features.clinical)"
+                )
+            pipeline = _prepare(data, config, clinical)
+            X = data.X[data.clinical] if clinical else data.X
+            fit_selection(pipeline, X.iloc[train], y[train], data.groups[train])
+            inputs[clinical] = (pipeline.transform(X.iloc[train]), pipeline.transform(X.iloc[test]))
+            if not clinical:
+                selected.append([str(c) for c in inputs[clinical][0].columns])
+                if not candidates:
+                    candidates = [str(c) for c in pipeline[0].get_feature_names_out()]
+        for spec in models:
+            train_Z, test_Z = inputs[spec.clinical_only]
+            prediction, survival, params, _ = _fit_predict(
+                spec,
+                train_Z,
+                test_Z,
+                y[train],
+                events[train],
+                data.groups[train],
+                data,
+                config,
+                times,
+            )
+            run = runs[spec.name]
+            run.oof[split.repeat, test] = prediction
+            if survival is not None and run.survival is not None:
+                run.survival[split.repeat, test] = survival
+            run.best_params.append(params)
+        step()
+    return runs, selected, candidates
+
+
+def _final_models(
+    data: StudyData, config: StudyConfig, models: tuple[ModelSpec, ...], times: np.ndarray | None
+) -> dict[str, Pipeline]:
+    """Every model refitted on all rows: selection, then the tuned model."""
+    final = {}
+    for spec in models:
+        pipeline = _prepare(data, config, spec.clinical_only)
+        X = data.X[data.clinical] if spec.clinical_only else data.X
+        fit_selection(pipeline, X, data.y, data.groups)
+        Z = pipeline.transform(X)
+        _, _, _, model = _fit_predict(
+            spec, Z, Z.iloc[:1], data.y, data.events, data.groups, data, config, times
+        )
+        final[spec.name] = Pipeline([*pipeline.steps, ("model", model)])
+    return final
+
+
+def run_study(
+    data: StudyData,
+    config: StudyConfig,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    refit: bool = True,
+) -> StudyResult:
+    """Validate every model of ``config`` on ``data``; refit each on all rows (``refit``)."""
+    models = config.models_for(data.survival)
+    splits = outer_splits(data, config.validation)
+    times = _evaluation_times(data) if data.survival else None
+    first_repeat = [s for s in splits if s.repeat == 0]
+    permuted = [m for m in models if not m.clinical_only][:1] or list(models[:1])
+    total = len(splits) + config.validation.permutations * len(first_repeat) + int(refit)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    runs, selected, candidates = _validate(data, data.y, config, models, splits, times, step)
+    permutations = []
+    rng = np.random.default_rng(config.validation.seed)
+    for _ in range(config.validation.permutations):
+        shuffled = data.y[rng.permutation(len(data.y))]
+        permuted_runs, _, _ = _validate(
+            data, shuffled, config, tuple(permuted), first_repeat, times, step
+        )
+        permutations.append(
+            PermutationRun(permuted[0].name, shuffled, permuted_runs[permuted[0].name])
+        )
+    final = _final_models(data, config, models, times) if refit else {}
+    if refit:
+        step()
+    return StudyResult(config, data, splits, runs, selected, candidates, times, permutations, final)
