@@ -70,11 +70,12 @@ def train(
     except StudyConfigError as exc:
         console.print(f"[red]ERROR[/] {exc}")
         raise typer.Exit(EXIT_INVALID) from None
+    from hepablate.report.study import write_cohort_tables, write_report
+
     paths = write_outputs(result, out)
     shutil.copyfile(config_file, out / "study.yaml")
+    write_cohort_tables(data, out)
     if report:
-        from hepablate.report.study import write_report
-
         paths.update(write_report(out))
     import json
 

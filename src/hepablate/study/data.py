@@ -69,7 +69,8 @@ def coerce_features(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
             out[name] = column.astype("Float64").astype(float)
         else:
-            out[name] = column.astype(object).map(lambda v: np.nan if pd.isna(v) else str(v))
+            values = [np.nan if pd.isna(v) else str(v) for v in column.astype(object)]
+            out[name] = pd.Series(values, index=frame.index, dtype=object)
     return pd.DataFrame(out, index=frame.index)
 
 

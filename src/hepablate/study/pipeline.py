@@ -36,7 +36,7 @@ __all__ = [
 
 def make_preparation(X: pd.DataFrame, imputation: str = "median") -> ColumnTransformer:
     """Impute and scale numeric columns, impute and one-hot encode the others."""
-    categorical = [c for c in X.columns if X[c].dtype == object]
+    categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     numeric = [c for c in X.columns if c not in categorical]
     imputer: BaseEstimator = (
         IterativeImputer(max_iter=10, random_state=0, keep_empty_features=True)

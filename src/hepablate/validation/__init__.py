@@ -1,0 +1,1 @@
+"""Validation: metrics of out-of-fold predictions with confidence intervals."""

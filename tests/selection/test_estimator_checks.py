@@ -1,0 +1,34 @@
+"""scikit-learn's common estimator checks over every selector (light settings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from hepablate.selection import (
+    MRMR,
+    Embedded,
+    NearZeroVariance,
+    Redundancy,
+    Reproducible,
+    StabilitySelection,
+    Univariate,
+    Wrapper,
+)
+
+SELECTORS = [
+    NearZeroVariance(),
+    Reproducible(),
+    Univariate(),
+    Redundancy(),
+    MRMR(n_features=2),
+    Embedded(cv=3, Cs=5),
+    Wrapper(cv=3),
+    StabilitySelection(n_resamples=5),
+]
+
+
+@parametrize_with_checks(SELECTORS)
+def test_scikit_learn_common_checks(estimator: Any, check: Any) -> None:
+    check(estimator)
