@@ -87,6 +87,7 @@ def test_wrapper_rfecv_keeps_the_informative_columns_and_no_noise() -> None:
     assert not chosen & set(NOISE)
     assert selector.n_features_ == len(chosen) <= 5
     assert selector.cv_scores_.shape == (26,)
+    assert selector.cv_n_features_[np.argmax(selector.cv_scores_)] == selector.n_features_
     assert set(np.flatnonzero(selector.ranking_ == 1)) == {X.columns.get_loc(c) for c in chosen}
 
 

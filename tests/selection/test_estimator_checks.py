@@ -1,4 +1,10 @@
-"""scikit-learn's common estimator checks over every selector (light settings)."""
+"""scikit-learn's common estimator checks over every selector (light settings).
+
+No check is skipped or expected to fail. The supervised selectors declare a binary target in
+``__sklearn_tags__`` (``classifier_tags = ClassifierTags(multi_class=False)``), so the checks
+hand them two-class y; NearZeroVariance and Reproducible declare that they need no y. The
+array-API checks skip themselves (SCIPY_ARRAY_API unset; the selectors do not claim support).
+"""
 
 from __future__ import annotations
 

@@ -52,11 +52,6 @@ class Target:
         return Target(self.event[index], None if self.time is None else self.time[index])
 
 
-def is_survival(y: Any) -> bool:
-    """Whether ``y`` is a structured (survival) array."""
-    return getattr(np.asarray(y).dtype, "names", None) is not None
-
-
 def as_target(y: Any) -> Target:
     """Binary y (any two labels; the larger is the positive class) or a structured array whose
     first field is the event indicator and second the time (as scikit-survival reads it)."""
@@ -231,6 +226,8 @@ class BaseSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         rows) group any inner cross-validation."""
         if isinstance(self.force, str):
             raise TypeError(f"force must be a tuple of feature names, not {self.force!r}")
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("_")]:
+            delattr(self, name)  # a refit starts clean: nothing of an earlier fit remains
         Xv = np.asarray(validate_data(self, X, reset=True, dtype="numeric"), dtype=float)
         target = None
         if self._needs_y:
@@ -255,7 +252,7 @@ class BaseSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         index = {str(name): j for j, name in enumerate(names)}
         unknown = [name for name in self.force if name not in index]
         if unknown:
-            raise ValueError(f"forced features not among the columns of X: {unknown}")
+            raise ValueError(f"forced features not in the data: {', '.join(unknown)}")
         mask[[index[name] for name in self.force]] = True
         return mask
 
