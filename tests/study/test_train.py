@@ -66,9 +66,12 @@ def test_train_writes_metrics_selection_and_predictions(features: Path, tmp_path
 
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     table = pd.read_parquet(features)
-    known = table["outcome.rfs_24m"].notna().sum()
+    assert table["group"].nunique() == 150 < len(table)  # one row per tumour
+    # a patient-level endpoint: one row per patient (its largest tumour), not one per tumour
+    per_patient = table.groupby("group")["outcome.rfs_24m"].first()
+    known = int(per_patient.notna().sum())
     assert metrics["cohort"]["rows"] == known == metrics["cohort"]["patients"]
-    assert metrics["endpoint"]["excluded_rows"] == len(table) - known
+    assert metrics["endpoint"]["excluded_rows"] == 150 - known
     assert set(metrics["models"]) == {"logistic", "clinical_logistic"}
     for scored in metrics["models"].values():
         auc = scored["metrics"]["auc"]

@@ -94,9 +94,36 @@ def _endpoint(table: pd.DataFrame, name: str) -> dict[str, Any]:
     )
 
 
+SIZE_COLUMNS = ("geom.tumour_volume_ml", "clin.diameter_mm", "geom.tumour_max_diameter_mm")
+
+
+def one_row_per_patient(table: pd.DataFrame) -> pd.DataFrame:
+    """A tumour-level FeatureTable reduced to one row per patient for a patient-level
+    endpoint: the row of the patient's largest tumour (by the first size column present),
+    plus ``clin.n_tumours``."""
+    if "group" not in table or table["group"].is_unique:
+        return table
+    size = next((c for c in SIZE_COLUMNS if c in table), None)
+    order = (
+        table[size].astype("Float64").fillna(-1.0).to_numpy(dtype=float)
+        if size
+        else np.zeros(len(table))
+    )
+    ranked = table.assign(_size=order).sort_values("_size", ascending=False, kind="stable")
+    largest = ranked.drop_duplicates("group").drop(columns="_size")
+    largest.index = pd.Index(largest["group"].astype(str), name="patient_id")
+    patients = pd.unique(table["group"].astype(str))
+    reduced = largest.loc[patients]
+    reduced.insert(2, "clin.n_tumours", table.groupby("group").size().reindex(patients).to_numpy())
+    reduced.attrs = table.attrs
+    return reduced
+
+
 def study_data(table: pd.DataFrame, config: StudyConfig) -> StudyData:
     """Rows with a known outcome, the candidate predictors, groups and centres."""
     endpoint = _endpoint(table, config.endpoint)
+    if endpoint.get("table") == "patients":
+        table = one_row_per_patient(table)
     survival = endpoint["kind"] == "time_to_event"
     name = config.endpoint
     if survival:
