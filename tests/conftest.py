@@ -41,30 +41,3 @@ def cohort_copy(tmp_path: Path) -> Path:
     target = tmp_path / "cohort"
     shutil.copytree(EXAMPLE_COHORT, target)
     return target
-
-
-# The virtual cohort of the study tests (issues 6 and 7): 200 patients with images, extracted
-# once per test session with a light radiomics config (first-order and GLCM of the tumour and
-# its ring) to keep CI short; the full config is measured by benchmarks/extract.py.
-VIRTUAL_EXTRACTION = {
-    "radiomics": {"families": ["stat", "ih", "cm"]},
-    "regions": ["tumour", "ring"],
-    "morphology_regions": [],
-}
-
-
-@pytest.fixture(scope="session")
-def virtual_features(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(cohort folder, FeatureTable) of ``hepablate simulate --n 200 --seed 1``."""
-    from hepablate.cohort import load_cohort
-    from hepablate.features.extract import ExtractionConfig, extract
-    from hepablate.simulate.generate import SimulationConfig, simulate_cohort
-
-    folder = tmp_path_factory.mktemp("virtual200")
-    cohort_dir = folder / "cohort"
-    simulate_cohort(SimulationConfig(n=200, seed=1), cohort_dir, workers=2)
-    config = ExtractionConfig.model_validate(VIRTUAL_EXTRACTION)
-    table = extract(load_cohort(cohort_dir), config, workers=2, cache=folder / "cache")
-    path = folder / "features.parquet"
-    table.to_parquet(path)
-    return cohort_dir, path
