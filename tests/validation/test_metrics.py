@@ -8,7 +8,14 @@ from itertools import product
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
-from sksurv.metrics import concordance_index_censored
+from sksurv.metrics import (
+    concordance_index_censored,
+    concordance_index_ipcw,
+    cumulative_dynamic_auc,
+    integrated_brier_score,
+)
+from sksurv.nonparametric import kaplan_meier_estimator
+from sksurv.util import Surv
 
 from hepablate.validation import metrics as m
 
@@ -43,6 +50,35 @@ def test_the_cluster_bootstrap_resamples_whole_patients_and_widens_the_ci() -> N
     assert np.diff(clustered["auc"]["ci"])[0] > 1.3 * np.diff(naive["auc"]["ci"])[0]
 
 
+def test_cluster_bootstrap_accepts_any_labels_and_is_reproducible() -> None:
+    groups = np.array(["b", "a", "b", "c", "a", "a"])
+    first = list(m.cluster_bootstrap_indices(groups, 5, seed=3))
+    again = list(m.cluster_bootstrap_indices(groups, 5, seed=3))
+    assert all((x == y).all() for x, y in zip(first, again, strict=True))
+    sizes = {"a": 3, "b": 2, "c": 1}
+    for rows in first:
+        labels, counts = np.unique(groups[rows], return_counts=True)
+        assert all(c % sizes[str(g)] == 0 for g, c in zip(labels, counts, strict=True))
+
+
+def test_resamples_where_a_metric_is_undefined_are_skipped_and_counted() -> None:
+    y = np.zeros(30, dtype=int)
+    y[0] = 1  # a resample misses the only event with probability (29/30)^30 = 0.36
+    p = np.linspace(0.05, 0.6, 30)[::-1]
+    result = m.binary_metrics(y, p, np.arange(30), threshold=0.5, n_bootstrap=200, seed=1)
+    auc = result["auc"]
+    assert auc["value"] == pytest.approx(1.0)
+    assert 0.5 * 200 <= auc["n_used"] < 0.8 * 200
+    assert auc["ci"] is not None and auc["ci"][1] == pytest.approx(1.0)
+    assert "n_used" not in result["brier"] and "n_used" not in result["specificity"]
+    assert result["bootstrap"] == {
+        "n": 200,
+        "method": "percentile, resampling groups (patients)",
+        "level": 0.95,
+    }
+    assert (result["n"], result["n_groups"], result["events"]) == (30, 30, 1)
+
+
 def test_threshold_metrics_on_a_hand_made_table() -> None:
     # 4 true positives, 1 false negative, 2 false positives, 3 true negatives at t = 0.5
     y = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
@@ -66,6 +102,16 @@ def test_calibration_intercept_and_slope() -> None:
     assert bad["calibration_slope"]["value"] == pytest.approx(0.5, abs=0.08)
 
 
+def test_calibration_slope_is_undefined_when_the_prediction_separates_the_classes() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
+    result = m.binary_metrics(y, p, np.arange(6), threshold=0.5, n_bootstrap=20)
+    assert result["calibration_slope"]["value"] is None
+    # calibration-in-the-large stays defined: mean outcome 0.5, near the mean prediction
+    assert result["calibration_intercept"]["value"] == pytest.approx(0.0, abs=0.3)
+    json.dumps(result, allow_nan=False)
+
+
 def test_decision_curve() -> None:
     y, p = _sample(500, seed=4)
     curve = m.decision_curve(y, p)
@@ -73,7 +119,13 @@ def test_decision_curve() -> None:
     for t, treat_all in zip(curve["thresholds"], curve["treat_all"], strict=True):
         assert treat_all == pytest.approx(prevalence - (1 - prevalence) * t / (1 - t))
     perfect = m.decision_curve(y, y.astype(float) * 0.99 + 0.005)
-    assert perfect["model"][10] == pytest.approx(prevalence)
+    assert perfect["model"] == pytest.approx([prevalence] * 60)
+    assert curve["thresholds"][0] == 0.01 and curve["thresholds"][-1] == 0.6
+    t = curve["thresholds"][19]  # 0.20, by hand
+    tp, fp = np.sum((p >= t) & (y == 1)), np.sum((p >= t) & (y == 0))
+    assert curve["model"][19] == pytest.approx(tp / 500 - fp / 500 * 0.2 / 0.8)
+    with pytest.raises(ValueError):
+        m.decision_curve(y, p, thresholds=[0.5, 1.0])
     assert curve["treat_none"] == [0.0] * len(curve["thresholds"])
 
 
@@ -108,6 +160,23 @@ def test_delong_against_the_brute_force_components() -> None:
     assert same["p_value"] == 1.0 and same["difference"] == 0.0
 
 
+def test_delong_variance_of_one_auc_on_a_hand_example() -> None:
+    # positives 0.9, 0.4; negatives 0.5, 0.1. AUC = 3/4. Structural components:
+    # V10 = (1, 1/2) per positive, V01 = (1/2, 1) per negative (share of positives above it),
+    # var = s2(V10)/m + s2(V01)/n = 0.125/2 + 0.125/2 = 0.125.
+    # A constant score has AUC 1/2 and constant components, so var(difference) = var(AUC 1).
+    y = np.array([1, 1, 0, 0])
+    result = m.delong_test(y, [0.9, 0.4, 0.5, 0.1], [0.3, 0.3, 0.3, 0.3])
+    assert result["auc_1"] == pytest.approx(0.75) and result["auc_2"] == pytest.approx(0.5)
+    assert result["difference"] == pytest.approx(0.25)
+    assert result["se"] == pytest.approx(np.sqrt(0.125))
+    assert result["z"] == pytest.approx(0.25 / np.sqrt(0.125))
+    assert result["p_value"] == pytest.approx(0.4795, abs=1e-4)  # 2 * (1 - Phi(0.7071))
+    swapped = m.delong_test(y, [0.3] * 4, [0.9, 0.4, 0.5, 0.1])
+    assert swapped["difference"] == pytest.approx(-0.25)
+    assert swapped["p_value"] == pytest.approx(result["p_value"])
+
+
 def test_survival_metrics_and_risk_groups() -> None:
     rng = np.random.default_rng(6)
     n = 300
@@ -122,6 +191,18 @@ def test_survival_metrics_and_risk_groups() -> None:
     low, high = result["harrell_c"]["ci"]
     assert low < expected < high and expected > 0.6
     assert result["uno_c"]["value"] > 0.6 and result["td_auc"]["times"]
+    y = Surv.from_arrays(event, observed)
+    uno = concordance_index_ipcw(y, y, risk, tau=24)[0]
+    assert result["uno_c"]["value"] == pytest.approx(uno) and result["uno_c"]["tau"] == 24
+    times = np.asarray(result["td_auc"]["times"])
+    assert len(times) == 10 and np.allclose(np.diff(times), np.diff(times)[0])
+    assert times[0] == pytest.approx(np.percentile(observed[event], 10))
+    assert times[-1] == pytest.approx(np.percentile(observed[event], 80))
+    auc, mean_auc = cumulative_dynamic_auc(y, y, risk, times)
+    assert result["td_auc"]["auc"] == pytest.approx(list(auc))
+    assert result["td_auc"]["mean_auc"]["value"] == pytest.approx(mean_auc)
+    assert result["integrated_brier"] is None
+    assert (result["n"], result["n_groups"], result["events"]) == (n, n, int(event.sum()))
     perfect = m.survival_metrics(
         observed[event], event[event], -observed[event], groups[event], horizon=24, n_bootstrap=50
     )
@@ -133,6 +214,48 @@ def test_survival_metrics_and_risk_groups() -> None:
     assert sum(g["n"] for g in split["groups"]) == n
     assert all(g["km"]["survival"][0] == 1.0 for g in split["groups"])
     assert split["logrank"]["p_value"] < 0.001 and split["logrank"]["df"] == 2
+    high = risk >= cutoffs[1]
+    km_time, km_survival = kaplan_meier_estimator(event[high], observed[high])
+    assert split["groups"][2]["km"]["time"][1:] == pytest.approx(list(km_time))
+    assert split["groups"][2]["km"]["survival"][1:] == pytest.approx(list(km_survival))
+    assert split["groups"][0]["km"]["survival"][-1] > split["groups"][2]["km"]["survival"][-1]
+    two = m.risk_groups(observed, event, risk, [0.0])
+    assert [g["name"] for g in two["groups"]] == ["low", "high"]
+    assert two["groups"][1]["n"] == int(np.sum(risk >= 0)) and two["logrank"]["df"] == 1
+
+
+def test_integrated_brier_score_and_times_outside_the_follow_up() -> None:
+    rng = np.random.default_rng(7)
+    n = 200
+    scale = np.exp(-rng.normal(size=n)) * 20
+    time = rng.exponential(scale)
+    censor = rng.uniform(5, 60, n)
+    event, observed = time <= censor, np.minimum(time, censor)
+    times = np.array([2.0, 5.0, 10.0, 15.0, 1000.0])  # the last is beyond the follow-up
+    survival = np.exp(-times[None, :] / scale[:, None])
+    groups = np.repeat(np.arange(n // 2), 2)
+    result = m.survival_metrics(
+        observed,
+        event,
+        1 / scale,
+        groups,
+        horizon=12,
+        times=times,
+        survival=survival,
+        n_bootstrap=100,
+    )
+    y = Surv.from_arrays(event, observed)
+    expected = integrated_brier_score(y, y, survival[:, :4], times[:4])
+    assert result["td_auc"]["times"] == [2.0, 5.0, 10.0, 15.0]
+    assert result["integrated_brier"]["value"] == pytest.approx(expected)
+    low, high = result["integrated_brier"]["ci"]
+    assert low < expected < high
+    assert result["n_groups"] == n // 2
+    json.dumps(result, allow_nan=False)
+    with pytest.raises(ValueError):
+        m.survival_metrics(
+            observed, event, 1 / scale, groups, horizon=12, times=times, survival=survival[:, :3]
+        )
 
 
 def test_outputs_are_json_without_nan_even_when_undefined() -> None:
@@ -143,5 +266,29 @@ def test_outputs_are_json_without_nan_even_when_undefined() -> None:
     json.dumps(result, allow_nan=False)
     json.dumps(m.delong_test(y, p, p), allow_nan=False)
     json.dumps(m.decision_curve(y, p), allow_nan=False)
+    json.dumps(m.calibration_points(y, p), allow_nan=False)
     for a, b in product([0, 1], repeat=2):
         assert json.dumps(m.roc_points([a, b], [0.2, 0.3]), allow_nan=False)
+    time, no_event = np.arange(1.0, 21.0), np.zeros(20, dtype=bool)
+    survival = m.survival_metrics(time, no_event, p, np.arange(20), horizon=5, n_bootstrap=20)
+    assert survival["harrell_c"]["value"] is None and survival["td_auc"]["times"] == []
+    json.dumps(survival, allow_nan=False)
+    split = m.risk_groups(time, no_event, p, [2.0])  # every row in "low"
+    assert split["logrank"] is None and split["groups"][1]["n"] == 0
+    json.dumps(split, allow_nan=False)
+    with pytest.raises(ValueError):
+        m.binary_metrics([0, 2], [0.1, 0.2], [0, 1], threshold=0.5)
+
+
+def test_roc_and_calibration_points() -> None:
+    y, p = _sample(3000, seed=8)
+    roc = m.roc_points(y, p, max_points=50)
+    assert len(roc["fpr"]) <= 50 and len(roc["fpr"]) == len(roc["tpr"])
+    assert (roc["fpr"][0], roc["tpr"][0], roc["fpr"][-1], roc["tpr"][-1]) == (0, 0, 1, 1)
+    assert np.all(np.diff(roc["fpr"]) >= 0) and np.all(np.diff(roc["tpr"]) >= 0)
+    cal = m.calibration_points(y, p, n_bins=10)
+    assert sum(cal["n"]) == 3000 and all(280 <= k <= 320 for k in cal["n"])
+    # y ~ Bernoulli(p): each bin's event rate is near its mean prediction
+    assert np.allclose(cal["observed"], cal["predicted"], atol=0.1)
+    uniform = m.calibration_points(y, p, n_bins=5, strategy="uniform")
+    assert uniform["n"][0] == int(np.sum(p < 0.2)) and len(uniform["n"]) == 4  # p < 0.8

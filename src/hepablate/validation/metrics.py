@@ -1,18 +1,21 @@
-"""Metrics of out-of-fold predictions, with 95% CIs from a bootstrap over patients.
+"""Metrics of out-of-fold predictions, with percentile CIs from a bootstrap over patients.
 
 Rows may be tumours, several per patient; a resample draws patients with replacement and takes
-all their rows (cluster bootstrap), so the CIs account for tumours of one patient being alike.
-Every function returns plain JSON-ready values: floats, lists, dicts, and None where a value is
-undefined (one class only, an empty denominator), never NaN.
+all their rows (cluster bootstrap, Field & Welsh, JRSS B 2007), so the CIs account for tumours of
+one patient being alike. Every function returns plain JSON-ready values: floats, ints, lists,
+dicts, and None where a value is undefined (one class only, an empty denominator), never NaN.
 
 Methods: DeLong, DeLong & Clarke-Pearson, Biometrics 1988, with the midrank algorithm of Sun &
 Xu, IEEE Signal Process Lett 2014; net benefit, Vickers & Elkin, Med Decis Making 2006;
-calibration intercept and slope, Van Calster et al., J Clin Epidemiol 2016; Uno's C, Uno et al.,
-Stat Med 2011; time-dependent AUC and integrated Brier score as in scikit-survival.
+calibration intercept and slope, Van Calster et al., J Clin Epidemiol 2016; Harrell's C, Harrell
+et al., Stat Med 1996; Uno's C, Uno et al., Stat Med 2011; cumulative/dynamic AUC, Uno et al.,
+JASA 2007 and Hung & Chiang, Biometrics 2010; integrated Brier score, Graf et al., Stat Med 1999
+(the last four as implemented in scikit-survival).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable, Iterator
@@ -33,84 +36,111 @@ __all__ = [
     "survival_metrics",
 ]
 
-Statistic = Callable[[np.ndarray], float | None]
+BOOTSTRAP_METHOD = "percentile, resampling groups (patients)"
+# What scikit-survival raises on data it cannot score (times out of range, no comparable pairs).
+SKSURV_ERRORS = (ValueError, ZeroDivisionError)
+
+Statistics = Callable[[np.ndarray], dict[str, float | None]]
 
 
 def _float(value: Any) -> float | None:
+    """A finite float, or None for None, NaN and infinities."""
     if value is None:
         return None
     value = float(value)
     return None if math.isnan(value) or math.isinf(value) else value
 
 
+def _check_level(level: float, n_bootstrap: int) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+
+
+def _bootstrap_info(n_bootstrap: int, level: float) -> dict[str, Any]:
+    return {"n": n_bootstrap, "method": BOOTSTRAP_METHOD, "level": level}
+
+
 def cluster_bootstrap_indices(groups: Any, n_bootstrap: int, seed: int) -> Iterator[np.ndarray]:
-    """Row indices of each resample: groups drawn with replacement, all rows of each."""
-    groups = np.asarray(groups)
-    _, codes = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
+    """Row indices of each of ``n_bootstrap`` resamples: as many groups as there are, drawn with
+    replacement, each contributing all its rows (a group drawn twice appears twice)."""
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+    order = np.argsort(codes, kind="stable")
+    members = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if len(codes) else []
     rng = np.random.default_rng(seed)
     for _ in range(n_bootstrap):
         drawn = rng.integers(0, len(members), size=len(members))
-        yield np.concatenate([members[g] for g in drawn])
+        yield np.concatenate([members[g] for g in drawn]) if len(members) else np.array([], int)
 
 
 def _with_cis(
-    statistic: Callable[[np.ndarray], dict[str, float | None]],
-    groups: np.ndarray,
-    n_bootstrap: int,
-    seed: int,
-    level: float,
+    statistics: Statistics, groups: np.ndarray, n_bootstrap: int, seed: int, level: float
 ) -> dict[str, dict[str, Any]]:
     """Point estimates on all rows and percentile CIs over cluster resamples, for several
-    statistics computed together; a resample where one is undefined is skipped for that one."""
-    values = {k: _float(v) for k, v in statistic(np.arange(len(groups))).items()}
+    statistics computed together.
+
+    A resample where a statistic is undefined (None) is skipped for that statistic and the
+    number of resamples used is reported as ``n_used``; the CI is None when the point estimate
+    is undefined or fewer than half of the resamples (or fewer than two) could be used.
+    """
+    values = {k: _float(v) for k, v in statistics(np.arange(len(groups))).items()}
     draws: dict[str, list[float]] = {k: [] for k in values}
     for rows in cluster_bootstrap_indices(groups, n_bootstrap, seed):
-        for name, drawn in statistic(rows).items():
-            drawn = _float(drawn)
-            if drawn is not None:
-                draws[name].append(drawn)
+        for name, drawn in statistics(rows).items():
+            finite = _float(drawn)
+            if finite is not None:
+                draws[name].append(finite)
     tail = (1 - level) / 2 * 100
     out: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
+        used = len(draws[name])
         result: dict[str, Any] = {"value": value, "ci": None}
-        if value is not None and len(draws[name]) >= max(20, n_bootstrap // 2):
+        if value is not None and used >= max(2, math.ceil(n_bootstrap / 2)):
             low, high = np.percentile(draws[name], [tail, 100 - tail])
             result["ci"] = [float(low), float(high)]
-        if len(draws[name]) < n_bootstrap:
-            result["n_used"] = len(draws[name])
+        if used < n_bootstrap:
+            result["n_used"] = used
         out[name] = result
     return out
 
 
-def _with_ci(
-    statistic: Statistic, groups: np.ndarray, n_bootstrap: int, seed: int, level: float
-) -> dict[str, Any]:
-    return _with_cis(lambda rows: {"x": statistic(rows)}, groups, n_bootstrap, seed, level)["x"]
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
+    return np.asarray(np.log(p / (1 - p)))
 
 
 def _calibration(y: np.ndarray, p: np.ndarray) -> tuple[float | None, float | None]:
-    """Calibration-in-the-large (intercept with logit(p) as offset) and slope."""
+    """Calibration-in-the-large (logistic GLM of y on an intercept with offset logit(p)) and
+    calibration slope (coefficient of logit(p) in a logistic GLM of y on logit(p)); None with
+    one class, or for the slope when logit(p) separates the classes (no finite estimate)."""
     import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
     if len(np.unique(y)) < 2:
         return None, None
     lp = _logit(p)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            intercept = sm.GLM(
-                y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=lp
-            ).fit()
-            slope = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
-        except (ValueError, np.linalg.LinAlgError):
-            return None, None
-    return _float(intercept.params[0]), _float(slope.params[1])
+    designs = {
+        "intercept": (np.ones((len(y), 1)), lp, 0),
+        "slope": (sm.add_constant(lp, has_constant="add"), None, 1),
+    }
+    fitted: dict[str, float | None] = {}
+    for name, (design, offset, column) in designs.items():
+        fitted[name] = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", PerfectSeparationWarning)
+            try:
+                model = sm.GLM(y, design, family=sm.families.Binomial(), offset=offset)
+                fitted[name] = _float(model.fit().params[column])
+            except (
+                ValueError,
+                np.linalg.LinAlgError,
+                PerfectSeparationError,
+                PerfectSeparationWarning,
+            ):
+                pass
+    return fitted["intercept"], fitted["slope"]
 
 
 def _confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
@@ -131,6 +161,17 @@ def _confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, floa
     }
 
 
+def _binary_arrays(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray]:
+    y_arr, p_arr = np.asarray(y).ravel(), np.asarray(p, dtype=float).ravel()
+    if len(y_arr) != len(p_arr):
+        raise ValueError(f"y has {len(y_arr)} rows but p has {len(p_arr)}")
+    if not np.isin(y_arr, [0, 1]).all():
+        raise ValueError("y must contain only 0 and 1 (or booleans)")
+    if np.isnan(p_arr).any():
+        raise ValueError("p contains NaN")
+    return y_arr.astype(int), p_arr
+
+
 def binary_metrics(
     y: Any,
     p: Any,
@@ -142,60 +183,69 @@ def binary_metrics(
     level: float = 0.95,
 ) -> dict[str, Any]:
     """AUC, sensitivity, specificity, PPV, NPV (positive: p >= threshold), Brier score,
-    calibration intercept and slope, each with its bootstrap CI over ``groups``."""
-    y, p, groups = np.asarray(y, dtype=int), np.asarray(p, dtype=float), np.asarray(groups)
+    calibration intercept and slope (Van Calster 2016), each with its percentile CI from
+    ``n_bootstrap`` resamples of ``groups`` (patients)."""
+    _check_level(level, n_bootstrap)
+    y, p = _binary_arrays(y, p)
+    groups = np.asarray(groups).ravel()
+    if len(groups) != len(y):
+        raise ValueError(f"y has {len(y)} rows but groups has {len(groups)}")
 
-    def statistic(rows: np.ndarray) -> dict[str, float | None]:
+    def statistics(rows: np.ndarray) -> dict[str, float | None]:
         yy, pp = y[rows], p[rows]
         both = len(np.unique(yy)) == 2
         intercept, slope = _calibration(yy, pp)
         return {
             "auc": float(roc_auc_score(yy, pp)) if both else None,
             **_confusion(yy, pp, threshold),
-            "brier": float(brier_score_loss(yy, pp, labels=[0, 1])),
+            "brier": float(brier_score_loss(yy, pp, labels=[0, 1])) if len(yy) else None,
             "calibration_intercept": intercept,
             "calibration_slope": slope,
         }
 
-    result: dict[str, Any] = {
+    return {
         "n": len(y),
         "n_groups": len(np.unique(groups)),
         "events": int(y.sum()),
         "threshold": float(threshold),
-        **_with_cis(statistic, groups, n_bootstrap, seed, level),
+        **_with_cis(statistics, groups, n_bootstrap, seed, level),
+        "bootstrap": _bootstrap_info(n_bootstrap, level),
     }
-    result["bootstrap"] = {
-        "n": n_bootstrap,
-        "method": "percentile, resampling groups (patients)",
-        "level": level,
-    }
-    return result
 
 
 def roc_points(y: Any, p: Any, max_points: int = 200) -> dict[str, list[float]]:
-    """The ROC curve, thinned to at most ``max_points`` points for plotting."""
-    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    """The ROC curve (sklearn's ``roc_curve``), thinned to at most ``max_points`` points that
+    keep both ends; empty lists when ``y`` has one class only."""
+    y, p = _binary_arrays(y, p)
     if len(np.unique(y)) < 2:
         return {"fpr": [], "tpr": []}
     fpr, tpr, _ = roc_curve(y, p)
     if len(fpr) > max_points:
-        keep = np.unique(np.linspace(0, len(fpr) - 1, max_points).round().astype(int))
+        keep = np.unique(np.linspace(0, len(fpr) - 1, max(max_points, 2)).round().astype(int))
         fpr, tpr = fpr[keep], tpr[keep]
     return {"fpr": [float(v) for v in fpr], "tpr": [float(v) for v in tpr]}
 
 
 def calibration_points(
     y: Any, p: Any, n_bins: int = 10, strategy: str = "quantile"
-) -> dict[str, list[float]]:
-    """Mean prediction and observed event rate per bin (quantile or uniform bins)."""
-    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+) -> dict[str, list[Any]]:
+    """Mean prediction, observed event rate and row count of each non-empty bin of ``p``;
+    ``strategy`` "quantile" (bins of equal counts; tied edges merged) or "uniform" (on [0, 1])."""
+    y, p = _binary_arrays(y, p)
+    if strategy not in ("quantile", "uniform"):
+        raise ValueError(f"strategy must be 'quantile' or 'uniform', got {strategy!r}")
+    if len(p) == 0:
+        return {"predicted": [], "observed": [], "n": []}
     if strategy == "quantile":
         edges = np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1)))
     else:
         edges = np.linspace(0, 1, n_bins + 1)
-    bins = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, max(len(edges) - 2, 0))
-    predicted, observed, counts = [], [], []
-    for b in range(max(len(edges) - 1, 1)):
+    last = max(len(edges) - 2, 0)
+    bins = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, last)
+    predicted: list[float] = []
+    observed: list[float] = []
+    counts: list[int] = []
+    for b in range(last + 1):
         rows = bins == b
         if rows.any():
             predicted.append(float(p[rows].mean()))
@@ -205,14 +255,19 @@ def calibration_points(
 
 
 def decision_curve(y: Any, p: Any, thresholds: Any = None) -> dict[str, list[float]]:
-    """Net benefit TP/n - FP/n * t/(1-t) of the model, of treating all and of treating none."""
-    y, p = np.asarray(y, dtype=int), np.asarray(p, dtype=float)
+    """Net benefit TP/n - FP/n * t/(1-t) (Vickers & Elkin 2006) at each threshold t of the
+    model (positive: p >= t), of treating all and of treating none (0)."""
+    y, p = _binary_arrays(y, p)
     if thresholds is None:
         thresholds = np.round(np.arange(0.01, 0.61, 0.01), 2)
-    thresholds = np.asarray(thresholds, dtype=float)
+    grid = np.asarray(thresholds, dtype=float).ravel()
+    if ((grid <= 0) | (grid >= 1)).any():
+        raise ValueError("thresholds must lie strictly between 0 and 1")
+    if len(y) == 0:
+        raise ValueError("no rows")
     n, prevalence = len(y), float(y.mean())
     model, treat_all = [], []
-    for t in thresholds:
+    for t in grid:
         odds = t / (1 - t)
         positive = p >= t
         tp = np.sum(positive & (y == 1)) / n
@@ -220,28 +275,25 @@ def decision_curve(y: Any, p: Any, thresholds: Any = None) -> dict[str, list[flo
         model.append(float(tp - fp * odds))
         treat_all.append(float(prevalence - (1 - prevalence) * odds))
     return {
-        "thresholds": [float(t) for t in thresholds],
+        "thresholds": [float(t) for t in grid],
         "model": model,
         "treat_all": treat_all,
-        "treat_none": [0.0] * len(thresholds),
+        "treat_none": [0.0] * len(grid),
     }
-
-
-def _midrank(x: np.ndarray) -> np.ndarray:
-    """Midranks (1-based) of ``x``, as in Sun & Xu 2014."""
-    return np.asarray(stats.rankdata(x, method="average"), dtype=float)
 
 
 def _structural_components(
     y: np.ndarray, scores: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """AUCs and DeLong's V10 (per positive) and V01 (per negative) components, per model."""
+    """AUC of each row of ``scores`` and DeLong's structural components V10 (one per positive)
+    and V01 (one per negative), from midranks as in Sun & Xu 2014."""
     positive, negative = scores[:, y == 1], scores[:, y == 0]
     m, n = positive.shape[1], negative.shape[1]
     aucs, v10, v01 = [], [], []
     for k in range(scores.shape[0]):
-        tx, ty = _midrank(positive[k]), _midrank(negative[k])
-        tz = _midrank(np.concatenate([positive[k], negative[k]]))
+        tx = stats.rankdata(positive[k], method="average")
+        ty = stats.rankdata(negative[k], method="average")
+        tz = stats.rankdata(np.concatenate([positive[k], negative[k]]), method="average")
         aucs.append((tz[:m].sum() / m - (m + 1) / 2) / n)
         v10.append((tz[:m] - tx) / n)
         v01.append(1 - (tz[m:] - ty) / m)
@@ -249,51 +301,57 @@ def _structural_components(
 
 
 def delong_test(y: Any, p1: Any, p2: Any) -> dict[str, float | None]:
-    """DeLong's test of two correlated AUCs on the same rows (two-sided)."""
-    y = np.asarray(y, dtype=int)
-    scores = np.vstack([np.asarray(p1, dtype=float), np.asarray(p2, dtype=float)])
+    """DeLong's two-sided test of two correlated AUCs on the same rows (DeLong, DeLong &
+    Clarke-Pearson 1988; midrank algorithm of Sun & Xu 2014).
+
+    ``se`` is the standard error of ``difference`` = AUC 1 - AUC 2. All values are None with
+    one class; se and z are None with fewer than two positives or negatives. With se = 0,
+    p_value is 1.0 when the difference is 0 and None (undefined) otherwise.
+    """
+    y, first = _binary_arrays(y, p1)
+    _, second = _binary_arrays(y, p2)
+    keys = ("auc_1", "auc_2", "difference", "se", "z", "p_value")
     if len(np.unique(y)) < 2:
-        return dict.fromkeys(("auc_1", "auc_2", "difference", "se", "z", "p_value"))
-    aucs, v10, v01 = _structural_components(y, scores)
+        return dict.fromkeys(keys)
+    aucs, v10, v01 = _structural_components(y, np.vstack([first, second]))
     m, n = v10.shape[1], v01.shape[1]
-    covariance = np.cov(v10) / m + np.cov(v01) / n
-    contrast = np.array([1.0, -1.0])
-    variance = float(contrast @ covariance @ contrast)
     difference = float(aucs[0] - aucs[1])
-    if variance <= 1e-15:
-        return {
-            "auc_1": float(aucs[0]),
-            "auc_2": float(aucs[1]),
-            "difference": difference,
-            "se": 0.0,
-            "z": None,
-            "p_value": 1.0 if abs(difference) < 1e-12 else 0.0,
-        }
-    se = math.sqrt(variance)
-    z = difference / se
-    return {
+    out: dict[str, float | None] = {
         "auc_1": float(aucs[0]),
         "auc_2": float(aucs[1]),
         "difference": difference,
-        "se": se,
-        "z": z,
-        "p_value": float(2 * stats.norm.sf(abs(z))),
+        "se": None,
+        "z": None,
+        "p_value": None,
     }
+    if m < 2 or n < 2:
+        return out
+    covariance = np.cov(v10) / m + np.cov(v01) / n
+    contrast = np.array([1.0, -1.0])
+    variance = max(float(contrast @ covariance @ contrast), 0.0)
+    if variance <= 1e-15:
+        out["se"] = 0.0
+        out["p_value"] = 1.0 if abs(difference) < 1e-12 else None
+        return out
+    se = math.sqrt(variance)
+    z = difference / se
+    out.update(se=se, z=z, p_value=float(2 * stats.norm.sf(abs(z))))
+    return out
 
 
 def _survival_array(event: np.ndarray, time: np.ndarray) -> np.ndarray:
-    return np.array(
-        list(zip(event.astype(bool), time.astype(float), strict=True)),
-        dtype=[("event", bool), ("time", float)],
-    )
+    out = np.empty(len(time), dtype=[("event", bool), ("time", float)])
+    out["event"], out["time"] = event.astype(bool), time.astype(float)
+    return out
 
 
-def _default_times(time: np.ndarray, event: np.ndarray, limit: float) -> np.ndarray:
+def _default_times(time: np.ndarray, event: np.ndarray) -> np.ndarray:
+    """10 evenly spaced times from the 10th to the 80th percentile of observed event times."""
     observed = time[event]
     if len(observed) == 0:
-        return np.array([])
-    grid = np.unique(np.quantile(observed, np.linspace(0.1, 0.8, 10)))
-    return grid[(grid > 0) & (grid < limit)]
+        return np.array([], dtype=float)
+    low, high = np.percentile(observed, [10, 80])
+    return np.asarray(np.unique(np.linspace(low, high, 10)), dtype=float)
 
 
 def survival_metrics(
@@ -311,10 +369,19 @@ def survival_metrics(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, Any]:
-    """Harrell's and Uno's C (truncated at ``horizon``), time-dependent AUC at ``times`` and
-    its mean, integrated Brier score (when predicted ``survival`` at ``times`` is given), each
-    with a bootstrap CI over ``groups``. The censoring distribution of Uno's C, the
-    time-dependent AUC and the Brier score comes from ``train_time``/``train_event``."""
+    """Harrell's C, Uno's C truncated at ``horizon``, cumulative/dynamic AUC at ``times`` and
+    its mean, and the integrated Brier score (only when ``survival``, predicted survival at
+    ``times`` of shape rows x times, is given), each with a percentile CI from resampling
+    ``groups`` (patients). ``risk``: higher means earlier events.
+
+    The censoring distribution of Uno's C, the AUC and the Brier score is estimated from
+    ``train_time``/``train_event`` (default: these rows). ``times`` default: 10 evenly spaced
+    times from the 10th to the 80th percentile of observed event times. Times outside what
+    scikit-survival accepts (at least the shortest and below the longest follow-up of these
+    rows, below the longest of the censoring data) are dropped; ``td_auc.times`` lists those
+    used. A resample on which scikit-survival raises, or that does not cover all used times,
+    is skipped for the metric concerned.
+    """
     from sksurv.metrics import (
         concordance_index_censored,
         concordance_index_ipcw,
@@ -322,126 +389,127 @@ def survival_metrics(
         integrated_brier_score,
     )
 
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=bool)
-    risk = np.asarray(risk, dtype=float)
-    groups = np.asarray(groups)
+    _check_level(level, n_bootstrap)
+    time = np.asarray(time, dtype=float).ravel()
+    event = np.asarray(event, dtype=bool).ravel()
+    risk = np.asarray(risk, dtype=float).ravel()
+    groups = np.asarray(groups).ravel()
+    if not len(time) == len(event) == len(risk) == len(groups):
+        raise ValueError("time, event, risk and groups must have the same number of rows")
+    if len(time) == 0:
+        raise ValueError("no rows")
     train = _survival_array(
-        np.asarray(event if train_event is None else train_event, dtype=bool),
-        np.asarray(time if train_time is None else train_time, dtype=float),
+        np.asarray(event if train_event is None else train_event, dtype=bool).ravel(),
+        np.asarray(time if train_time is None else train_time, dtype=float).ravel(),
     )
+    grid = _default_times(time, event) if times is None else np.asarray(times, dtype=float).ravel()
+    predicted = None
+    if survival is not None:
+        if times is None:
+            raise ValueError("survival needs the times at which it was predicted")
+        predicted = np.asarray(survival, dtype=float)
+        if predicted.shape != (len(time), len(grid)):
+            raise ValueError(f"survival has shape {predicted.shape}, expected (rows, times)")
     limit = min(float(time.max()), float(train["time"].max()))
-    grid = _default_times(time, event, limit) if times is None else np.asarray(times, dtype=float)
-    keep = grid < limit
+    keep = (grid >= time.min()) & (grid < limit)
     grid = grid[keep]
-    predicted = None if survival is None else np.asarray(survival, dtype=float)[:, keep]
+    if predicted is not None:
+        predicted = predicted[:, keep]
 
-    def harrell(rows: np.ndarray) -> float | None:
-        if not event[rows].any():
-            return None
-        return float(concordance_index_censored(event[rows], time[rows], risk[rows])[0])
-
-    def uno(rows: np.ndarray) -> float | None:
-        try:
-            test = _survival_array(event[rows], time[rows])
-            return float(concordance_index_ipcw(train, test, risk[rows], tau=horizon)[0])
-        except (ValueError, ZeroDivisionError):
-            return None
+    def covers(rows: np.ndarray) -> bool:
+        return len(grid) > 0 and grid.min() >= time[rows].min() and grid.max() < time[rows].max()
 
     def td_auc(rows: np.ndarray) -> tuple[np.ndarray, float] | None:
-        inside = grid[(grid < time[rows].max()) & (grid >= time[rows].min())]
-        if len(inside) == 0 or not event[rows].any():
+        if not covers(rows) or not event[rows].any():
             return None
         try:
-            test = _survival_array(event[rows], time[rows])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                values, mean = cumulative_dynamic_auc(train, test, risk[rows], inside)
-        except (ValueError, ZeroDivisionError):
+                test = _survival_array(event[rows], time[rows])
+                values, mean = cumulative_dynamic_auc(train, test, risk[rows], grid)
+        except SKSURV_ERRORS:
             return None
-        return np.asarray(values), float(mean)
+        return np.asarray(values, dtype=float), float(mean)
 
-    def ibs(rows: np.ndarray) -> float | None:
-        if predicted is None or len(grid) < 2:
-            return None
-        inside = (grid < time[rows].max()) & (grid >= time[rows].min())
-        if inside.sum() < 2:
-            return None
-        try:
-            test = _survival_array(event[rows], time[rows])
-            return float(
-                integrated_brier_score(train, test, predicted[rows][:, inside], grid[inside])
-            )
-        except (ValueError, ZeroDivisionError):
-            return None
+    def statistics(rows: np.ndarray) -> dict[str, float | None]:
+        test = _survival_array(event[rows], time[rows])
+        out: dict[str, float | None] = dict.fromkeys(
+            ("harrell_c", "uno_c", "mean_auc", "integrated_brier")
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if event[rows].any():
+                with contextlib.suppress(*SKSURV_ERRORS):
+                    out["harrell_c"] = concordance_index_censored(
+                        event[rows], time[rows], risk[rows]
+                    )[0]
+                with contextlib.suppress(*SKSURV_ERRORS):
+                    out["uno_c"] = concordance_index_ipcw(train, test, risk[rows], tau=horizon)[0]
+            scored = td_auc(rows)
+            out["mean_auc"] = None if scored is None else scored[1]
+            if predicted is not None and len(grid) >= 2 and covers(rows):
+                with contextlib.suppress(*SKSURV_ERRORS):
+                    out["integrated_brier"] = integrated_brier_score(
+                        train, test, predicted[rows], grid
+                    )
+        return out
 
-    def mean_auc(rows: np.ndarray) -> float | None:
-        scored = td_auc(rows)
-        return None if scored is None else scored[1]
-
+    scored = _with_cis(statistics, groups, n_bootstrap, seed, level)
     full = td_auc(np.arange(len(time)))
-    result: dict[str, Any] = {
+    return {
         "n": len(time),
         "n_groups": len(np.unique(groups)),
         "events": int(event.sum()),
-        "harrell_c": _with_ci(harrell, groups, n_bootstrap, seed, level),
-        "uno_c": {**_with_ci(uno, groups, n_bootstrap, seed, level), "tau": float(horizon)},
+        "harrell_c": scored["harrell_c"],
+        "uno_c": {**scored["uno_c"], "tau": float(horizon)},
         "td_auc": {
-            "times": [] if full is None else [float(t) for t in grid if t < time.max()],
+            "times": [] if full is None else [float(t) for t in grid],
             "auc": [] if full is None else [_float(v) for v in full[0]],
-            "mean_auc": _with_ci(mean_auc, groups, n_bootstrap, seed, level),
+            "mean_auc": scored["mean_auc"],
         },
-        "integrated_brier": (
-            None if predicted is None else _with_ci(ibs, groups, n_bootstrap, seed, level)
-        ),
-        "bootstrap": {
-            "n": n_bootstrap,
-            "method": "percentile, resampling groups (patients)",
-            "level": level,
-        },
+        "integrated_brier": None if predicted is None else scored["integrated_brier"],
+        "bootstrap": _bootstrap_info(n_bootstrap, level),
     }
-    return result
+
+
+def _group_names(count: int) -> list[str]:
+    if count == 3:
+        return ["low", "intermediate", "high"]
+    if count == 2:
+        return ["low", "high"]
+    return [f"group {i + 1}" for i in range(count)]
 
 
 def risk_groups(time: Any, event: Any, risk: Any, cutoffs: Any) -> dict[str, Any]:
-    """Kaplan-Meier curve of each risk group (split at ``cutoffs``) and the log-rank test."""
+    """Kaplan-Meier curve (starting at time 0, survival 1) of each risk group and the log-rank
+    test across the non-empty groups (None with fewer than two). Groups split ``risk`` at the
+    sorted ``cutoffs``; a risk equal to a cutoff goes to the higher group."""
     from sksurv.compare import compare_survival
     from sksurv.nonparametric import kaplan_meier_estimator
 
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=bool)
-    risk = np.asarray(risk, dtype=float)
-    cutoffs = sorted(float(c) for c in cutoffs)
-    labels = np.searchsorted(np.asarray(cutoffs), risk, side="right")
-    count = len(cutoffs) + 1
-    names = (
-        ["low", "intermediate", "high"]
-        if count == 3
-        else ["low", "high"]
-        if count == 2
-        else [f"group {i + 1}" for i in range(count)]
-    )
+    time = np.asarray(time, dtype=float).ravel()
+    event = np.asarray(event, dtype=bool).ravel()
+    risk = np.asarray(risk, dtype=float).ravel()
+    if not len(time) == len(event) == len(risk):
+        raise ValueError("time, event and risk must have the same number of rows")
+    edges = np.sort(np.asarray(cutoffs, dtype=float).ravel())
+    labels = np.searchsorted(edges, risk, side="right")
     groups = []
-    for index, name in enumerate(names):
+    for index, name in enumerate(_group_names(len(edges) + 1)):
         rows = labels == index
-        if not rows.any():
-            groups.append({"name": name, "n": 0, "events": 0, "km": {"time": [], "survival": []}})
-            continue
-        km_time, km_survival = kaplan_meier_estimator(event[rows], time[rows])
-        groups.append(
-            {
-                "name": name,
-                "n": int(rows.sum()),
-                "events": int(event[rows].sum()),
-                "km": {
-                    "time": [0.0, *(float(t) for t in km_time)],
-                    "survival": [1.0, *(float(s) for s in km_survival)],
-                },
+        km: dict[str, list[float]] = {"time": [], "survival": []}
+        if rows.any():
+            km_time, km_survival = kaplan_meier_estimator(event[rows], time[rows])
+            km = {
+                "time": [0.0, *(float(t) for t in km_time)],
+                "survival": [1.0, *(float(s) for s in km_survival)],
             }
+        groups.append(
+            {"name": name, "n": int(rows.sum()), "events": int(event[rows].sum()), "km": km}
         )
     present = np.unique(labels)
     logrank = None
     if len(present) >= 2:
         chi2, p_value = compare_survival(_survival_array(event, time), labels)
-        logrank = {"chi2": float(chi2), "df": len(present) - 1, "p_value": float(p_value)}
+        logrank = {"chi2": _float(chi2), "df": len(present) - 1, "p_value": _float(p_value)}
     return {"groups": groups, "logrank": logrank}
