@@ -1,19 +1,26 @@
-"""The study report of ``hepablate train``: one self-contained HTML page and the same as PDF.
+"""The study report of ``hepablate train``: one self-contained HTML page, and the same as PDF.
 
-Everything comes from the run folder (``metrics.json``, ``selected_features.csv``,
-``table1.csv``, ``missingness.csv``), so a report can be rebuilt from a finished run. Figures
-are matplotlib PNGs embedded as data URIs; the page loads nothing from the network. The PDF is
-the same HTML rendered by WeasyPrint.
+Everything comes from the run folder: ``metrics.json`` (``hepablate.study.results.summarise``),
+``selected_features.csv``, ``predictions.csv`` and, when present, ``table1.csv`` and
+``missingness.csv`` (``write_cohort_tables``). So a report can be rebuilt from a finished run.
+The page is rendered from ``templates/study.html.j2``; its CSS is inline and every figure is a
+matplotlib PNG embedded as a data URI: the page loads nothing from the network. The PDF is the
+same HTML rendered by WeasyPrint (A4).
+
+Table 1 gives descriptive statistics only, overall and by outcome, without p-values: TRIPOD
+(item 20b) asks for the characteristics of the participants, and tests of baseline differences
+between outcome groups say nothing about a prediction model.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
+import math
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,67 +28,68 @@ import yaml
 
 from hepablate.report.tripod import checklist
 
-__all__ = ["write_cohort_tables", "write_report"]
+if TYPE_CHECKING:
+    from markupsafe import Markup
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-COLOURS = ["#1f5fa8", "#c8553d", "#2a9d8f", "#8d6cab", "#e9a03b", "#5c5c5c"]
+    from hepablate.study.data import StudyData
+
+__all__ = [
+    "BAR",
+    "COLOURS",
+    "format_estimate",
+    "missingness_table",
+    "render_report",
+    "table_one",
+    "write_cohort_tables",
+    "write_report",
+]
+
+TEMPLATES = Path(__file__).with_name("templates")
+# One colour per model, in the order of the ranking (the best model first).
+COLOURS = ("#1f5fa8", "#c8553d", "#2a9d8f", "#8d6cab", "#e9a03b", "#5c5c5c")
+GREY, LIGHT_GREY, BAR = "#444444", "#9a9a9a", "#7f8c99"
+NOMOGRAM_FEATURE, NOMOGRAM_PROBABILITY = "#33475b", "#8a2f1f"
+DPI = 100
+IMAGE_PREFIXES = ("rad.", "deep.")  # image features: not in table 1 (hundreds of columns)
+MISSINGNESS_SHOWN = 30
+SMALL_SCALE = 6  # whole-number columns with at most this many values: n (%) per value
+SELECTION_SHOWN = 30
+NOMOGRAM_SHOWN = 15
+
 BINARY_METRICS = (
     ("auc", "AUC"),
     ("sensitivity", "Sensitivity"),
     ("specificity", "Specificity"),
-    ("ppv", "PPV"),
-    ("npv", "NPV"),
-    ("brier", "Brier"),
-    ("calibration_intercept", "Cal. intercept"),
-    ("calibration_slope", "Cal. slope"),
+    ("ppv", "Positive predictive value"),
+    ("npv", "Negative predictive value"),
+    ("brier", "Brier score"),
+    ("calibration_intercept", "Calibration intercept"),
+    ("calibration_slope", "Calibration slope"),
 )
-SURVIVAL_METRICS = (("harrell_c", "Harrell's C"), ("uno_c", "Uno's C"))
+METRIC_NAMES = {"auc": "AUC", "harrell_c": "Harrell's C-index"}
 
 
-def write_cohort_tables(data: Any, run_dir: Path) -> None:
-    """``table1.csv`` (clinical and geometry columns, overall and by outcome) and
-    ``missingness.csv`` (every candidate column with missing values) of a ``StudyData``."""
-    features: pd.DataFrame = data.X
-    events = np.asarray(data.events, dtype=bool)
-    columns = [c for c in features.columns if not str(c).startswith(("rad.", "deep."))]
-    rows = []
-    for column in columns:
-        values = features[column]
-        if pd.api.types.is_numeric_dtype(values):
-            levels = sorted(values.dropna().unique())
-            if set(levels) <= {0.0, 1.0}:  # a boolean
-                rows.append(_categorical_row(column, "yes", values == 1.0, values, events))
-            else:
-                rows.append(_numeric_row(column, values, events))
-        else:
-            for level in sorted(values.dropna().unique()):
-                rows.append(_categorical_row(column, str(level), values == level, values, events))
-    pd.DataFrame(rows).to_csv(run_dir / "table1.csv", index=False)
-    missing = features.isna().sum()
-    share = missing / len(features)
-    frame = pd.DataFrame(
-        {"column": missing.index, "missing": missing.values, "share": share.values}
-    )
-    frame = frame[frame["missing"] > 0].sort_values("missing", ascending=False)
-    frame.to_csv(run_dir / "missingness.csv", index=False)
+# --- table 1 and missingness -------------------------------------------------------------
+
+
+def _number(x: float) -> str:
+    """Three significant digits, never in scientific notation."""
+    if not math.isfinite(x):
+        return str(x)
+    if float(x).is_integer():
+        return f"{x:.0f}"
+    decimals = min(4, max(0, 2 - math.floor(math.log10(abs(x)))))
+    return f"{x:.{decimals}f}"
 
 
 def _median_iqr(values: pd.Series) -> str:
-    values = values.dropna()
-    if values.empty:
+    known = values.dropna().to_numpy(dtype=float)
+    if len(known) == 0:
         return "-"
-    q1, q2, q3 = np.percentile(values, [25, 50, 75])
-    return f"{q2:.3g} ({q1:.3g} to {q3:.3g})"
-
-
-def _numeric_row(column: str, values: pd.Series, events: np.ndarray) -> dict[str, Any]:
-    return {
-        "variable": column,
-        "level": "median (IQR)",
-        "all": _median_iqr(values),
-        "with outcome": _median_iqr(values[events]),
-        "without outcome": _median_iqr(values[~events]),
-        "missing": int(values.isna().sum()),
-    }
+    q1, q2, q3 = np.percentile(known, [25, 50, 75])
+    return f"{_number(q2)} ({_number(q1)} to {_number(q3)})"
 
 
 def _count(mask: pd.Series, known: pd.Series) -> str:
@@ -90,114 +98,289 @@ def _count(mask: pd.Series, known: pd.Series) -> str:
     return f"{k} ({k / n * 100:.0f}%)" if n else "-"
 
 
-def _categorical_row(
-    column: str, level: str, mask: pd.Series, values: pd.Series, events: np.ndarray
-) -> dict[str, Any]:
-    known = values.notna()
-    return {
-        "variable": column,
-        "level": level,
-        "all": _count(mask, known),
-        "with outcome": _count(mask[events], known[events]),
-        "without outcome": _count(mask[~events], known[~events]),
-        "missing": int((~known).sum()),
-    }
+def _is_boolean(column: str, table: pd.DataFrame | None) -> bool:
+    """A yes/no column: boolean in the FeatureTable (``StudyData.X`` holds it as 0/1)."""
+    if table is not None and column in table:
+        return bool(pd.api.types.is_bool_dtype(table[column]))
+    return False
 
 
-def _png(figure: Any) -> str:
-    import matplotlib.pyplot as plt
+def _levels(values: pd.Series) -> list[Any] | None:
+    """The levels of a category column, or of a number with a few whole values (a score,
+    a grade, a count: ECOG 0/1/2); None for a measurement."""
+    known = values.dropna()
+    if not pd.api.types.is_numeric_dtype(values):
+        return sorted({str(v) for v in known})
+    distinct = sorted(set(known.to_numpy(dtype=float).tolist()))
+    if len(distinct) <= SMALL_SCALE and all(float(v).is_integer() for v in distinct):
+        return distinct
+    return None
 
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+def table_one(data: StudyData) -> pd.DataFrame:
+    """Table 1: every candidate column except image features, overall and by outcome.
+
+    Numbers as median (IQR); booleans, categories and whole-number scales of at most
+    ``SMALL_SCALE`` values (scores, grades, counts) as n (%) of the rows where the value is
+    known; and the number of rows where it is missing. Columns: ``variable``, ``level``,
+    ``overall``, ``event``, ``no_event``, ``missing``.
+    """
+    features = data.X
+    events = pd.Series(np.asarray(data.events, dtype=bool), index=features.index)
+    groups = {"overall": events | True, "event": events, "no_event": ~events}
+    rows: list[dict[str, Any]] = []
+    for column in (str(c) for c in features.columns):
+        if column.startswith(IMAGE_PREFIXES):
+            continue
+        values = features[column]
+        known = values.notna()
+        missing = int((~known).sum())
+        levels = _levels(values)
+        if _is_boolean(column, data.table):
+            rows.append(
+                {
+                    "variable": column,
+                    "level": "yes, n (%)",
+                    **{
+                        g: _count(values[rows_] == 1.0, known[rows_]) for g, rows_ in groups.items()
+                    },
+                    "missing": missing,
+                }
+            )
+        elif levels is None:
+            rows.append(
+                {
+                    "variable": column,
+                    "level": "median (IQR)",
+                    **{g: _median_iqr(values[rows_]) for g, rows_ in groups.items()},
+                    "missing": missing,
+                }
+            )
+        else:
+            for index, level in enumerate(levels):
+                name = _number(level) if isinstance(level, float) else level
+                rows.append(
+                    {
+                        "variable": column if index == 0 else "",
+                        "level": f"{name}, n (%)",
+                        **{
+                            g: _count(values[rows_] == level, known[rows_])
+                            for g, rows_ in groups.items()
+                        },
+                        "missing": missing if index == 0 else "",
+                    }
+                )
+    columns = ["variable", "level", "overall", "event", "no_event", "missing"]
+    return pd.DataFrame(rows, columns=columns)
 
 
-def _figure(name: str, figure: Any, caption: str) -> str:
-    return (
-        f'<figure><img data-figure="{name}" alt="{html.escape(caption)}" '
-        f'src="data:image/png;base64,{_png(figure)}"><figcaption>{html.escape(caption)}'
-        "</figcaption></figure>"
+def missingness_table(data: StudyData) -> pd.DataFrame:
+    """Every candidate column with a missing value: ``column``, ``missing`` (rows) and
+    ``percent``, most missing first."""
+    missing = data.X.isna().sum()
+    frame = pd.DataFrame(
+        {
+            "column": [str(c) for c in missing.index],
+            "missing": missing.to_numpy(dtype=int),
+            "percent": (missing.to_numpy(dtype=float) / max(len(data.X), 1) * 100).round(1),
+        }
     )
+    frame = frame[frame["missing"] > 0]
+    return frame.sort_values(["missing", "column"], ascending=[False, True]).reset_index(drop=True)
 
 
-def _axes(width: float = 5.2, height: float = 4.0) -> tuple[Any, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(width, height))
-    axes.grid(alpha=0.3)
-    return figure, axes
+def write_cohort_tables(data: StudyData, run_dir: Path) -> None:
+    """``table1.csv`` (``table_one``) and ``missingness.csv`` (``missingness_table``)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table_one(data).to_csv(run_dir / "table1.csv", index=False, encoding="utf-8")
+    missingness_table(data).to_csv(run_dir / "missingness.csv", index=False, encoding="utf-8")
 
 
-def _ci(metric: dict[str, Any] | None, digits: int = 3) -> str:
+# --- formatting ----------------------------------------------------------------------------
+
+
+def format_estimate(metric: dict[str, Any] | None, digits: int = 3) -> str:
+    """``value (low to high)``, as the report shows an estimate with its 95% CI."""
     if not metric or metric.get("value") is None:
         return "-"
     text = f"{metric['value']:.{digits}f}"
-    if metric.get("ci"):
-        low, high = metric["ci"]
-        text += f" ({low:.{digits}f} to {high:.{digits}f})"
+    ci = metric.get("ci")
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f" ({ci[0]:.{digits}f} to {ci[1]:.{digits}f})"
     return text
 
 
-def _table(frame: pd.DataFrame, css: str = "") -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+def _p_value(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _binary_figures(summary: dict[str, Any]) -> list[str]:
-    models = summary["models"]
-    figures = []
-    figure, axes = _axes()
-    for (name, scored), colour in zip(models.items(), COLOURS, strict=False):
+def _p_is(p: float | None) -> str:
+    """``p = 0.012`` or ``p < 0.001``."""
+    text = _p_value(p)
+    return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
+
+
+def _when(created: str) -> str:
+    try:
+        moment = datetime.fromisoformat(created)
+    except ValueError:
+        return created
+    return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def _new_figure(width: float = 5.2, height: float = 4.0) -> tuple[Figure, Axes]:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.grid(alpha=0.3, lw=0.6)
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure, axes
+
+
+def _figure(
+    name: str, figure: Figure, alt: str, caption: str, wide: bool = False
+) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, facecolor="white")
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {
+        "name": name,
+        "src": f"data:image/png;base64,{encoded}",
+        "alt": alt,
+        "caption": caption,
+        "wide": wide,
+    }
+
+
+def _no_data(axes: Axes, text: str) -> None:
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes, color=GREY)
+
+
+def _styles(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Colour and line style of each model (dashed: clinical variables only)."""
+    ranking = summary["comparison"]["ranking"]
+    return {
+        name: {
+            "color": COLOURS[i % len(COLOURS)],
+            "ls": "--" if summary["models"][name]["clinical_only"] else "-",
+        }
+        for i, name in enumerate(ranking)
+    }
+
+
+def _label(name: str, scored: dict[str, Any]) -> str:
+    return name + (" (clinical only)" if scored["clinical_only"] else "")
+
+
+def _roc_figure(summary: dict[str, Any]) -> dict[str, Any]:
+    figure, axes = _new_figure()
+    styles, plotted = _styles(summary), []
+    for name in summary["comparison"]["ranking"]:
+        scored = summary["models"][name]
+        roc = scored["roc"]
+        if not roc["fpr"]:
+            continue
         auc = scored["metrics"]["auc"]["value"]
-        label = f"{name} (AUC {auc:.3f})" if auc is not None else name
-        axes.plot(scored["roc"]["fpr"], scored["roc"]["tpr"], color=colour, lw=2, label=label)
-    axes.plot([0, 1], [0, 1], color="#999999", ls="--", lw=1)
-    axes.set(xlabel="1 - specificity", ylabel="Sensitivity", title="ROC (out-of-fold)")
-    axes.legend(fontsize=8, loc="lower right")
-    figures.append(_figure("roc", figure, "ROC curves of all models, out-of-fold predictions"))
-
-    figure, axes = _axes()
-    top = 0.05
-    for (name, scored), colour in zip(models.items(), COLOURS, strict=False):
-        points = scored["calibration"]
-        axes.plot(points["predicted"], points["observed"], "o-", color=colour, label=name)
-        top = max(top, *points["predicted"], *points["observed"])
-    axes.plot([0, top], [0, top], color="#999999", ls="--", lw=1)
-    axes.set(xlabel="Predicted probability", ylabel="Observed proportion", title="Calibration")
-    axes.legend(fontsize=8)
-    figures.append(
-        _figure("calibration", figure, "Calibration: observed against predicted, by decile")
+        label = _label(name, scored) + ("" if auc is None else f", AUC {auc:.3f}")
+        axes.plot(roc["fpr"], roc["tpr"], lw=2, label=label, **styles[name])
+        plotted.append(f"{name} {'-' if auc is None else f'{auc:.3f}'}")
+    axes.plot([0, 1], [0, 1], color=LIGHT_GREY, ls=":", lw=1, label="chance")
+    axes.set(xlabel="1 - specificity", ylabel="Sensitivity", xlim=(0, 1), ylim=(0, 1.01))
+    axes.set_title("ROC curves (out-of-fold predictions)", fontsize=11)
+    axes.legend(fontsize=7.5, loc="lower right")
+    if not plotted:
+        _no_data(axes, "no ROC curve: one outcome class only")
+    return _figure(
+        "roc",
+        figure,
+        "ROC curves of all models; AUC " + ", ".join(plotted),
+        "ROC curves of all models on the out-of-fold predictions (averaged over repeats).",
     )
 
-    figure, axes = _axes()
-    first = next(iter(models.values()))["decision_curve"]
-    for (name, scored), colour in zip(models.items(), COLOURS, strict=False):
+
+def _calibration_figure(summary: dict[str, Any]) -> dict[str, Any]:
+    figure, axes = _new_figure()
+    styles = _styles(summary)
+    top = 0.05
+    for name in summary["comparison"]["ranking"]:
+        scored = summary["models"][name]
+        points = scored["calibration"]
+        if not points["predicted"]:
+            continue
+        axes.plot(
+            points["predicted"],
+            points["observed"],
+            marker="o",
+            ms=4,
+            lw=1.5,
+            label=_label(name, scored),
+            **styles[name],
+        )
+        top = max(top, *points["predicted"], *points["observed"])
+    top = min(1.0, top * 1.05)
+    axes.plot([0, top], [0, top], color=LIGHT_GREY, ls=":", lw=1, label="ideal")
+    axes.set(xlabel="Predicted probability", ylabel="Observed proportion")
+    axes.set(xlim=(0, top), ylim=(0, top))
+    axes.set_title("Calibration (deciles of the prediction)", fontsize=11)
+    axes.legend(fontsize=7.5, loc="lower right")
+    return _figure(
+        "calibration",
+        figure,
+        "Calibration plot of all models: observed proportion against mean predicted "
+        "probability per decile, with the diagonal of perfect calibration",
+        "Calibration: observed proportion with the outcome against the mean predicted "
+        "probability, per decile of the prediction; the dotted diagonal is perfect calibration.",
+    )
+
+
+def _decision_figure(summary: dict[str, Any]) -> dict[str, Any]:
+    figure, axes = _new_figure()
+    styles = _styles(summary)
+    reference = None
+    for name in summary["comparison"]["ranking"]:
+        scored = summary["models"][name]
         curve = scored["decision_curve"]
-        axes.plot(curve["thresholds"], curve["model"], color=colour, lw=2, label=name)
-    axes.plot(first["thresholds"], first["treat_all"], color="#444444", lw=1, label="treat all")
-    axes.plot(first["thresholds"], first["treat_none"], color="#999999", lw=1, label="treat none")
+        reference = reference or curve
+        axes.plot(
+            curve["thresholds"], curve["model"], lw=2, label=_label(name, scored), **styles[name]
+        )
+    if reference is not None:
+        axes.plot(
+            reference["thresholds"], reference["treat_all"], color=GREY, lw=1, label="treat all"
+        )
+        axes.plot(
+            reference["thresholds"],
+            reference["treat_none"],
+            color=LIGHT_GREY,
+            lw=1.5,
+            label="treat none",
+        )
     prevalence = summary["cohort"]["events"] / max(summary["cohort"]["rows"], 1)
-    axes.set_ylim(-0.05, max(prevalence * 1.2, 0.05))
-    axes.set(xlabel="Threshold probability", ylabel="Net benefit", title="Decision curve")
-    axes.legend(fontsize=8)
-    figures.append(_figure("decision_curve", figure, "Decision curves (net benefit)"))
-    return figures
+    axes.set_ylim(-0.05, max(prevalence * 1.15, 0.05))
+    axes.set(xlabel="Threshold probability", ylabel="Net benefit")
+    axes.set_title("Decision curves", fontsize=11)
+    axes.legend(fontsize=7.5, loc="upper right")
+    return _figure(
+        "decision_curve",
+        figure,
+        "Decision curves: net benefit of each model, of treating all and of treating none, "
+        "over threshold probabilities",
+        "Decision curves: net benefit against the threshold probability, for each model, for "
+        "treating all patients and for treating none.",
+    )
 
 
-def _survival_figures(summary: dict[str, Any]) -> list[str]:
+def _kaplan_meier_figure(summary: dict[str, Any]) -> dict[str, Any]:
     best = summary["comparison"]["best"]
-    scored = summary["models"][best]
-    figures = []
-    figure, axes = _axes()
-    for group, colour in zip(scored["risk_groups"]["groups"], COLOURS, strict=False):
+    risk = summary["models"][best]["risk_groups"]
+    figure, axes = _new_figure()
+    for group, colour in zip(risk["groups"], ("#2a9d8f", "#e9a03b", "#c8553d"), strict=False):
         km = group["km"]
         if km["time"]:
             axes.step(
@@ -206,259 +389,487 @@ def _survival_figures(summary: dict[str, Any]) -> list[str]:
                 where="post",
                 color=colour,
                 lw=2,
-                label=f"{group['name']} (n={group['n']}, events {group['events']})",
+                label=f"{group['name']} risk (n={group['n']}, {group['events']} events)",
             )
-    logrank = scored["risk_groups"].get("logrank")
-    title = f"Risk groups of {best}"
-    if logrank:
-        title += f" (log-rank p = {logrank['p_value']:.2g})"
-    axes.set(xlabel="Months", ylabel="Event-free proportion", title=title, ylim=(0, 1.02))
-    axes.legend(fontsize=8)
-    figures.append(
-        _figure("kaplan_meier", figure, "Kaplan-Meier curves of the out-of-fold risk groups")
+    logrank = risk.get("logrank")
+    p = _p_is(logrank["p_value"] if logrank else None)
+    axes.set(xlabel="Months", ylabel="Event-free proportion", ylim=(0, 1.02))
+    axes.set_title(f"Risk groups of {best}; log-rank {p}", fontsize=11)
+    axes.legend(fontsize=7.5, loc="best")
+    return _figure(
+        "kaplan_meier",
+        figure,
+        f"Kaplan-Meier curves of the risk groups of {best}, log-rank {p}",
+        f"Kaplan-Meier curves of the risk groups of the best model ({best}), split at the "
+        f"{risk.get('cutoff_rule', 'cutoffs')}; log-rank {p}.",
     )
-    figure, axes = _axes()
-    for (name, model), colour in zip(summary["models"].items(), COLOURS, strict=False):
-        td = model["metrics"]["td_auc"]
-        if td["times"]:
-            axes.plot(td["times"], td["auc"], "o-", color=colour, label=name)
-    axes.axhline(0.5, color="#999999", ls="--", lw=1)
-    axes.set(xlabel="Months", ylabel="Time-dependent AUC", title="Time-dependent AUC")
-    axes.legend(fontsize=8)
-    figures.append(_figure("td_auc", figure, "Cumulative/dynamic AUC over time"))
-    return figures
 
 
-def _selection_figure(frequency: pd.DataFrame) -> str:
-    top = frequency[frequency["frequency"] > 0].head(30).iloc[::-1]
-    figure, axes = _axes(6.5, max(2.5, 0.22 * len(top) + 0.8))
-    axes.barh(top["feature"], top["frequency"], color=COLOURS[0])
-    axes.set(xlabel="Share of outer training sets", xlim=(0, 1), title="Selection frequency")
-    axes.tick_params(axis="y", labelsize=7)
-    return _figure("selection_frequency", figure, "The 30 most often selected features")
+def _td_auc_figure(summary: dict[str, Any]) -> dict[str, Any]:
+    figure, axes = _new_figure()
+    styles = _styles(summary)
+    for name in summary["comparison"]["ranking"]:
+        scored = summary["models"][name]
+        td = scored["metrics"]["td_auc"]
+        pairs = [(t, a) for t, a in zip(td["times"], td["auc"], strict=False) if a is not None]
+        if pairs:
+            times, aucs = zip(*pairs, strict=True)
+            axes.plot(
+                times, aucs, marker="o", ms=4, lw=1.5, label=_label(name, scored), **styles[name]
+            )
+    axes.axhline(0.5, color=LIGHT_GREY, ls=":", lw=1)
+    axes.set(xlabel="Months", ylabel="Time-dependent AUC", ylim=(0.3, 1.0))
+    axes.set_title("Cumulative/dynamic AUC over time", fontsize=11)
+    axes.legend(fontsize=7.5, loc="lower right")
+    return _figure(
+        "td_auc",
+        figure,
+        "Time-dependent (cumulative/dynamic) AUC of each model over follow-up time",
+        "Time-dependent AUC (cumulative cases against dynamic controls) at each evaluation time.",
+    )
 
 
-def _nomogram_figure(nomogram: dict[str, Any]) -> str:
-    features = [f for f in nomogram["features"] if f["points_range"][1] > 0.5][:12]
-    figure, axes = _axes(7.0, 0.45 * (len(features) + 2) + 0.8)
-    rows = len(features) + 1
-    for i, feature in enumerate(features):
-        y = rows - i
+def _selection_figure(frequency: pd.DataFrame) -> dict[str, Any]:
+    chosen = frequency[frequency["frequency"] > 0].head(SELECTION_SHOWN)
+    figure, axes = _new_figure(7.2, max(2.2, 0.24 * len(chosen) + 1.0))
+    axes.grid(axis="y", visible=False)
+    if len(chosen):
+        shown = chosen.iloc[::-1]
+        axes.barh([str(f) for f in shown["feature"]], shown["frequency"], color=BAR)
+    else:
+        _no_data(axes, "no feature selected")
+    axes.set(xlabel="Share of outer training sets in which the feature was selected", xlim=(0, 1))
+    axes.tick_params(axis="y", labelsize=7.5)
+    axes.set_title(f"Selection frequency (top {SELECTION_SHOWN})", fontsize=11)
+    return _figure(
+        "selection_frequency",
+        figure,
+        f"Bar chart of how often each of the {len(chosen)} most often selected features was "
+        "selected across the outer training sets",
+        f"The {len(chosen)} most often selected features: share of the outer training sets "
+        "in which the selection kept them.",
+        wide=True,
+    )
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def _nomogram_figure(nomogram: dict[str, Any]) -> dict[str, Any]:
+    from matplotlib.ticker import MaxNLocator
+
+    features = [f for f in nomogram["features"] if f["points_range"][1] > 0.5][:NOMOGRAM_SHOWN]
+    scale = float(nomogram["points_per_logit"])
+    mapping = nomogram["points_to_probability"]
+    max_points = float(mapping["points"][-1]) or 1.0
+    offsets = [
+        _logit(p) - t / scale
+        for t, p in zip(mapping["points"], mapping["probability"], strict=True)
+        if 1e-12 < p < 1 - 1e-12
+    ]
+    offset = float(np.mean(offsets)) if offsets else 0.0
+    rows = len(features) + 3
+    figure, axes = _new_figure(7.2, 0.42 * rows + 0.9)
+    axes.grid(False)
+    axes.axis("off")
+    axes.set(xlim=(-0.42, 1.04), ylim=(-0.6, rows - 0.3))
+
+    def axis(y: float, name: str, ticks: list[tuple[float, str]], colour: str) -> None:
+        axes.plot(
+            [min(x for x, _ in ticks), max(x for x, _ in ticks)], [y, y], color=colour, lw=1.6
+        )
+        for x, text in ticks:
+            axes.plot([x, x], [y, y + 0.12], color=colour, lw=1)
+            axes.text(x, y + 0.18, text, fontsize=6.5, ha="center", va="bottom")
+        axes.text(-0.03, y, name, fontsize=7.5, ha="right", va="center")
+
+    y = rows - 1
+    axis(y, "Points", [(p / 100, f"{p:g}") for p in range(0, 101, 10)], GREY)
+    for feature in features:
+        y -= 1
         low, high = feature["model_value_range"]
         points = feature["points_range"][1]
-        start, end = (0.0, points)
-        axes.plot([start, end], [y, y], color=COLOURS[0], lw=3)
-        left, right = (low, high) if feature["risk_rises_with_value"] else (high, low)
-        axes.text(start, y + 0.18, f"{left:.2g}", fontsize=7, ha="center")
-        axes.text(end, y + 0.18, f"{right:.2g}", fontsize=7, ha="center")
-        axes.text(-3, y, feature["feature"], fontsize=7, ha="right", va="center")
-    mapping = nomogram["points_to_probability"]
-    axes.plot([mapping["points"][0], mapping["points"][-1]], [0.6, 0.6], color=COLOURS[1], lw=3)
-    for points, probability in zip(mapping["points"], mapping["probability"], strict=True):
-        axes.text(points, 0.8, f"{probability:.2f}", fontsize=7, ha="center")
-    axes.text(-3, 0.6, "total points -> probability", fontsize=7, ha="right", va="center")
-    axes.set(xlabel="Points", yticks=[], title=f"Nomogram of {nomogram['model']}")
-    axes.set_xlim(left=-2)
+        # about one labelled tick per 18 points, so that short axes stay legible
+        values = np.linspace(low, high, int(np.clip(points // 18 + 1, 2, 6)))
+        if high <= low:  # one value seen: no axis to draw
+            ticks = [(0.0, f"{low:.2g}")]
+        elif feature["risk_rises_with_value"]:
+            ticks = [((v - low) / (high - low) * points / 100, f"{v:.2g}") for v in values]
+        else:
+            ticks = [((high - v) / (high - low) * points / 100, f"{v:.2g}") for v in values]
+        axis(y, feature["feature"], sorted(ticks), NOMOGRAM_FEATURE)
+    y -= 1
+    total = [float(t) for t in MaxNLocator(8).tick_values(0, max_points) if 0 <= t <= max_points]
+    axis(y, "Total points", [(t / max_points, f"{t:g}") for t in total], GREY)
+    y -= 1
+    probabilities = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98]
+    placed = [(p, (_logit(p) - offset) * scale) for p in probabilities]
+    inside = [(t / max_points, f"{p:g}") for p, t in placed if 0 <= t <= max_points]
+    if len(inside) < 2:
+        inside = [
+            (t / max_points, f"{p:.2f}")
+            for t, p in zip(mapping["points"], mapping["probability"], strict=True)
+        ][:: max(1, len(mapping["points"]) // 5)]
+    axis(y, "Probability", inside, NOMOGRAM_PROBABILITY)
+    axes.set_title(f"Nomogram of {nomogram['model']}", fontsize=11)
     return _figure(
         "nomogram",
         figure,
-        "Nomogram: points per feature (values as the model sees them, standardised), "
-        "total points to probability",
+        f"Nomogram of the logistic model {nomogram['model']}: a points axis per feature, "
+        "total points mapped to the predicted probability",
+        "Nomogram: read each feature's points on the top axis, add them, and read the "
+        "probability below the total. Feature values are as the model sees them (standardised: "
+        "SD units from the training mean; one-hot categories likewise)"
+        + (
+            f"; the {NOMOGRAM_SHOWN} features with the widest points range are drawn."
+            if len(nomogram["features"]) > NOMOGRAM_SHOWN
+            else "."
+        ),
+        wide=True,
     )
 
 
-def _comparison(summary: dict[str, Any], survival: bool) -> pd.DataFrame:
-    wanted = SURVIVAL_METRICS if survival else BINARY_METRICS
-    best = summary["comparison"]["best"]
-    delong = {d["against"]: d for d in summary["comparison"].get("delong") or []}
-    rows = []
-    for name, scored in summary["models"].items():
-        row: dict[str, Any] = {
-            "model": name + (" (best)" if name == best else ""),
-            "kind": scored["kind"] + (", clinical only" if scored["clinical_only"] else ""),
+# --- tables and text -------------------------------------------------------------------------
+
+
+def _validation_sentence(summary: dict[str, Any]) -> str:
+    study, validation = summary["study"], summary["validation"]
+    scheme = study["validation"]
+    steps = ", ".join(s["method"] for s in study["selection"]) or "no selection step"
+    inside = (
+        f"imputation ({scheme['imputation']}), scaling, feature selection ({steps}) and "
+        f"hyperparameter tuning ({scheme['inner_folds']} inner folds grouped by patient) were "
+        "refitted inside every training set"
+    )
+    if scheme["scheme"] == "kfold":
+        outer = (
+            f"{scheme['repeats']} × repeated {scheme['folds']}-fold cross-validation with folds "
+            "grouped by patient and stratified by the outcome"
+        )
+    else:
+        outer = "validation by centre (" + "; ".join(validation["splits"]) + ")"
+    return (
+        f"Models were validated by {outer}; {inside}; 95% CIs come from "
+        f"{scheme['bootstrap']} bootstrap resamples of patients."
+    )
+
+
+def _comparison(summary: dict[str, Any], survival: bool) -> dict[str, Any]:
+    ranking, best = summary["comparison"]["ranking"], summary["comparison"]["best"]
+    models = summary["models"]
+    columns = [
+        {
+            "name": name,
+            "kind": models[name]["kind"].replace("_", " "),
+            "clinical_only": models[name]["clinical_only"],
+            "best": name == best,
         }
-        for key, label in wanted:
-            row[label] = _ci(scored["metrics"].get(key))
-        if survival:
-            row["mean td-AUC"] = _ci(scored["metrics"]["td_auc"]["mean_auc"])
-            row["integrated Brier"] = _ci(scored["metrics"].get("integrated_brier"))
+        for name in ranking
+    ]
+    rows: list[dict[str, Any]] = []
+    if survival:
+        horizon = summary["study"]["validation"]["horizon_months"]
+        wanted: list[tuple[str, Any]] = [
+            ("Harrell's C-index", lambda m: m["harrell_c"]),
+            (f"Uno's C-index (τ = {horizon:g} months)", lambda m: m["uno_c"]),
+            ("Mean time-dependent AUC", lambda m: m["td_auc"]["mean_auc"]),
+            ("Integrated Brier score", lambda m: m.get("integrated_brier")),
+        ]
+    else:
+        wanted = [(label, lambda m, key=key: m.get(key)) for key, label in BINARY_METRICS]
+    for label, pick in wanted:
+        rows.append(
+            {
+                "label": label,
+                "cells": [format_estimate(pick(models[n]["metrics"])) for n in ranking],
+            }
+        )
+    if not survival:
+        delong = {d["against"]: d for d in summary["comparison"].get("delong") or []}
+        rows.append(
+            {
+                "label": f"DeLong p vs {best}",
+                "cells": [
+                    "best" if n == best else _p_value(delong.get(n, {}).get("p_value"))
+                    for n in ranking
+                ],
+            }
+        )
+    return {"columns": columns, "rows": rows}
+
+
+def _per_repeat(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name in summary["comparison"]["ranking"]:
+        values = [v for v in summary["models"][name]["per_repeat"] if v is not None]
+        array = np.asarray(values, dtype=float)
+        rows.append(
+            {
+                "model": name,
+                "repeats": len(values),
+                "mean": f"{array.mean():.3f}" if len(array) else "-",
+                "sd": f"{array.std(ddof=1):.3f}" if len(array) > 1 else "-",
+                "range": f"{array.min():.3f} to {array.max():.3f}" if len(array) else "-",
+                "values": ", ".join(f"{v:.3f}" for v in values) or "-",
+            }
+        )
+    return rows
+
+
+def _permutation(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    permutation = summary.get("permutation")
+    if not permutation:
+        return []
+    metric = METRIC_NAMES.get(permutation["metric"], permutation["metric"])
+    runs = []
+    for index, run in enumerate(permutation["runs"]):
+        ci = run.get("ci")
+        contains = ci is not None and ci[0] <= 0.5 <= ci[1]
+        if ci is None:
+            meaning = (
+                "The CI is undefined (too few resamples with both outcomes), so the run cannot "
+                "show whether information leaks."
+            )
+        elif contains:
+            meaning = (
+                f"With the outcomes shuffled, the model's {metric} is compatible with chance "
+                "(0.5), as it should be: nothing in the pipeline lets the outcome of a test row "
+                "reach the model."
+            )
+        elif ci[0] > 0.5:
+            meaning = (
+                f"With the outcomes shuffled, the {metric} is still above chance (0.5): "
+                "information from the test rows probably leaks into training. Do not trust "
+                "the results above before this is explained."
+            )
         else:
-            p = delong.get(name, {}).get("p_value")
-            row["DeLong p vs best"] = "-" if p is None else f"{p:.3g}"
-        spread = [v for v in scored["per_repeat"] if v is not None]
-        row["per repeat"] = ", ".join(f"{v:.3f}" for v in spread)
-        rows.append(row)
-    return pd.DataFrame(rows)
+            meaning = (
+                f"With the outcomes shuffled, the {metric} is below chance (0.5). A leak "
+                "would raise it, not lower it; with few rows, shuffled outcomes can run "
+                "against the folds' class balance. Unexpected all the same: repeat with more "
+                "permutation runs (validation.permutations)."
+            )
+        runs.append(
+            {
+                "index": index + 1,
+                "model": permutation["model"],
+                "metric": metric,
+                "estimate": format_estimate(run),
+                "contains": "undefined" if ci is None else ("yes" if contains else "no"),
+                "ok": contains,
+                "meaning": meaning,
+            }
+        )
+    return runs
 
 
-STYLE = """
-body { font-family: "DejaVu Sans", Arial, sans-serif; color: #222; max-width: 1100px;
-       margin: 2em auto; padding: 0 1em; font-size: 13px; line-height: 1.45; }
-h1 { font-size: 22px; margin-bottom: 0.2em; } h2 { font-size: 17px; margin-top: 1.6em;
-     border-bottom: 1px solid #ccc; } .meta { color: #555; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 11.5px; }
-th, td { border: 1px solid #d0d0d0; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #f2f4f7; } tr.todo td { background: #fff4e0; }
-figure { display: inline-block; margin: 0.5em 1em 0.5em 0; max-width: 100%; }
-figure img { max-width: 100%; } figcaption { font-size: 11px; color: #555; }
-pre { background: #f6f6f6; padding: 0.8em; font-size: 11px; white-space: pre-wrap; }
-.warning { color: #a33; font-weight: bold; }
-@page { size: A4; margin: 14mm; } @media print { body { max-width: none; } }
-"""
+def _by_centre(summary: dict[str, Any], survival: bool) -> dict[str, Any] | None:
+    by_centre = summary.get("by_centre")
+    if not by_centre:
+        return None
+    key = "harrell_c" if survival else "auc"
+    ranking = summary["comparison"]["ranking"]
+    rows = []
+    for split, models in by_centre.items():
+        first = next(iter(models.values()))
+        rows.append(
+            {
+                "split": split,
+                "n": first.get("n", "-"),
+                "events": first.get("events", "-"),
+                "cells": [
+                    format_estimate(models[n].get(key)) if n in models else "-" for n in ranking
+                ],
+            }
+        )
+    return {"metric": METRIC_NAMES[key], "models": ranking, "rows": rows}
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() else None
+def _nomogram_rows(nomogram: dict[str, Any]) -> list[dict[str, str]]:
+    return [
+        {
+            "feature": f["feature"],
+            "coefficient": f"{f['coefficient']:.3f}",
+            "odds_ratio": f"{f['odds_ratio']:.3f}",
+            "points": f"{f['points_range'][0]:.0f} to {f['points_range'][1]:.0f}",
+            "direction": "higher value, higher risk"
+            if f["risk_rises_with_value"]
+            else "higher value, lower risk",
+        }
+        for f in nomogram["features"]
+    ]
 
 
-def render(run_dir: Path) -> str:
-    """The report's HTML from a run folder."""
-    summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-    frequency = pd.read_csv(run_dir / "selected_features.csv")
-    table1 = _read_csv(run_dir / "table1.csv")
+def _centres(summary: dict[str, Any], predictions: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Rows, patients and events per centre (patients and events from predictions.csv)."""
+    counts = summary["cohort"]["centres"]
+    out = []
+    for centre, rows in counts.items():
+        entry: dict[str, Any] = {"centre": centre, "rows": rows, "patients": "-", "events": "-"}
+        if predictions is not None and "centre" in predictions:
+            here = predictions[predictions["centre"].astype(str) == str(centre)]
+            if "group" in here:
+                entry["patients"] = int(here["group"].nunique())
+            outcome = "event" if "event" in here else "label" if "label" in here else None
+            if outcome:
+                entry["events"] = int(here[outcome].astype(int).sum())
+        out.append(entry)
+    return out
+
+
+def _css_string(text: str) -> Markup:
+    """``text`` safe inside a quoted CSS string (of a <style> element): every character that
+    is not a letter, digit or space as a CSS escape (its trailing space ends the escape)."""
+    from markupsafe import Markup
+
+    return Markup("".join(c if c.isalnum() or c == " " else f"\\{ord(c):06x} " for c in text))
+
+
+def _read_csv(path: Path, text: bool = False) -> pd.DataFrame | None:
+    """A CSV of the run folder, or None; ``text``: every cell as written (table 1)."""
+    if not path.is_file():
+        return None
+    if text:
+        return pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
+    return pd.read_csv(path, encoding="utf-8")
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {str(k): ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _context(run_dir: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    frequency = pd.read_csv(run_dir / "selected_features.csv", encoding="utf-8")
+    predictions = _read_csv(run_dir / "predictions.csv")
+    table1 = _read_csv(run_dir / "table1.csv", text=True)
     missingness = _read_csv(run_dir / "missingness.csv")
     survival = summary["comparison"]["metric"] == "harrell_c"
-    study, cohort, endpoint = summary["study"], summary["cohort"], summary["endpoint"]
-    validation = summary["validation"]
-    parts: list[str] = []
-    add = parts.append
-    add(f"<h1>{html.escape(study['name'])}</h1>")
-    add(
-        f'<p class="meta">hepablate {html.escape(summary["hepablate"])}, run '
-        f"{html.escape(summary['created'])}. Endpoint <b>{html.escape(endpoint['name'])}</b> "
-        f"({html.escape(endpoint['kind'])}"
-        + (
-            f", horizon {endpoint['horizon_months']} months"
-            if endpoint.get("horizon_months")
-            else ""
-        )
-        + ").</p>"
-    )
-    centres = ", ".join(f"{c}: {n}" for c, n in cohort["centres"].items())
-    scheme = study["validation"]
-    if scheme["scheme"] == "kfold":
-        how = (
-            f"{scheme['repeats']} x repeated {scheme['folds']}-fold cross-validation grouped by "
-            f"patient and stratified by the outcome; feature selection and tuning "
-            f"({scheme['inner_folds']} inner grouped folds) refitted inside every training set"
-        )
-    else:
-        how = "validation by centre: " + "; ".join(validation["splits"])
-    add(
-        f"<p>{cohort['rows']} rows from {cohort['patients']} patients, {cohort['events']} "
-        f"with the outcome; {endpoint['excluded_rows']} rows left out because their outcome "
-        f"is unknown. Centres (rows): {html.escape(centres)}. {cohort['candidate_columns']} "
-        f"candidate columns. Validation: {html.escape(how)}.</p>"
-    )
-    add("<h2>Model comparison</h2>")
-    add(
-        "<p>Each row's out-of-fold prediction, averaged over repeats; 95% CIs by a bootstrap "
-        f"over patients ({validation['threshold']:.3f} threshold for sensitivity to NPV: "
-        f"{html.escape(validation['threshold_source'])}).</p>"
-    )
-    add(_table(_comparison(summary, survival)))
+    cohort, endpoint = summary["cohort"], summary["endpoint"]
     best = summary["comparison"]["best"]
-    add(f"<p>Best by {summary['comparison']['metric']}: <b>{html.escape(best)}</b>.</p>")
-    figures = _survival_figures(summary) if survival else _binary_figures(summary)
-    add("".join(figures))
-    if summary.get("by_centre"):
-        add("<h2>Performance by test centre</h2>")
-        key = "harrell_c" if survival else "auc"
-        rows = [
-            {"test set": split, **{name: _ci(m.get(key)) for name, m in models.items()}}
-            for split, models in summary["by_centre"].items()
-        ]
-        add(_table(pd.DataFrame(rows)))
-    permutation = summary.get("permutation")
-    add("<h2>Label permutation</h2>")
-    if permutation:
-        for run in permutation["runs"]:
-            contains = run["ci"] is not None and run["ci"][0] <= 0.5 <= run["ci"][1]
-            verdict = (
-                "contains 0.5: with the outcomes shuffled the pipeline learns nothing, as it "
-                "should; nothing leaks."
-                if contains
-                else "does NOT contain 0.5: investigate a leak before trusting these results."
-            )
-            css = "" if contains else ' class="warning"'
-            add(
-                f"<p{css}>{html.escape(permutation['model'])} with shuffled outcomes "
-                f"({html.escape(permutation['folds'])}): {permutation['metric']} "
-                f"{_ci(run)}; the CI {verdict}</p>"
-            )
+
+    missing_share = None
+    if missingness is not None:
+        cells = cohort["rows"] * max(cohort["candidate_columns"], 1)
+        missing_share = float(missingness["missing"].sum()) / max(cells, 1)
+    items = checklist(summary, missing_share)
+
+    figures: dict[str, dict[str, Any]] = {}
+    if survival:
+        figures["kaplan_meier"] = _kaplan_meier_figure(summary)
+        figures["td_auc"] = _td_auc_figure(summary)
     else:
-        add("<p>Not run (validation.permutations is 0).</p>")
-    add("<h2>Feature selection</h2>")
-    sets = summary["selection"]["selected_per_set"]
-    add(
-        f"<p>{summary['selection']['candidates_after_preparation']} features after preparation; "
-        f"{min(sets)} to {max(sets)} selected per outer training set "
-        f"({len(sets)} sets). Steps: "
-        + html.escape(", ".join(s["method"] for s in study["selection"]) or "none")
-        + ".</p>"
+        figures["roc"] = _roc_figure(summary)
+        figures["calibration"] = _calibration_figure(summary)
+        figures["decision_curve"] = _decision_figure(summary)
+    figures["selection_frequency"] = _selection_figure(frequency)
+    nomogram = summary.get("nomogram")
+    if nomogram:
+        figures["nomogram"] = _nomogram_figure(nomogram)
+
+    selection = summary["selection"]
+    sets = selection["selected_per_set"] or [0]
+    events = cohort["events"]
+    validation = summary["validation"]
+    logrank = None
+    if survival:
+        test = summary["models"][best]["risk_groups"].get("logrank")
+        logrank = None if test is None else {**test, "p": _p_is(test["p_value"])}
+    return {
+        "title": summary["study"]["name"],
+        "css_title": _css_string(summary["study"]["name"]),
+        "created": _when(summary["created"]),
+        "version": summary["hepablate"],
+        "survival": survival,
+        "endpoint": {
+            "name": endpoint["name"],
+            "kind": "time to event" if survival else endpoint["kind"],
+            "horizon": endpoint.get("horizon_months"),
+            "description": endpoint.get("description"),
+            "excluded_rows": endpoint.get("excluded_rows", 0),
+        },
+        "cohort": {
+            **cohort,
+            "no_events": cohort["rows"] - events,
+            "event_percent": f"{events / max(cohort['rows'], 1) * 100:.1f}",
+        },
+        "centres": _centres(summary, predictions),
+        "validation_sentence": _validation_sentence(summary),
+        "threshold": None
+        if survival
+        else {"value": f"{validation['threshold']:.3f}", "source": validation["threshold_source"]},
+        "table1": None if table1 is None else _records(table1),
+        "missingness": None
+        if missingness is None
+        else {
+            "rows": _records(missingness.head(MISSINGNESS_SHOWN)),
+            "more": max(0, len(missingness) - MISSINGNESS_SHOWN),
+            "columns": len(missingness),
+            "share": None if missing_share is None else f"{missing_share * 100:.1f}",
+        },
+        "metric": METRIC_NAMES[summary["comparison"]["metric"]],
+        "best": best,
+        "comparison": _comparison(summary, survival),
+        "per_repeat": _per_repeat(summary),
+        "figures": figures,
+        "logrank": logrank,
+        "permutation": _permutation(summary),
+        "by_centre": _by_centre(summary, survival),
+        "selection": {
+            "candidates": selection["candidates_after_preparation"],
+            "sets": selection["outer_training_sets"],
+            "least": min(sets),
+            "most": max(sets),
+            "ever": int((frequency["frequency"] > 0).sum()),
+            "steps": ", ".join(s["method"] for s in summary["study"]["selection"]) or "none",
+        },
+        "nomogram": None
+        if not nomogram
+        else {
+            "model": nomogram["model"],
+            "intercept": f"{nomogram['intercept']:.3f}",
+            "rows": _nomogram_rows(nomogram),
+        },
+        "tripod": items,
+        "tripod_todo": sum(item["status"] == "to complete" for item in items),
+        "config_yaml": yaml.safe_dump(
+            summary["study"], sort_keys=False, allow_unicode=True, default_flow_style=False
+        ),
+    }
+
+
+def render_report(run_dir: Path) -> str:
+    """The report's HTML, from the files of a run folder."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "j2"], default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
-    add(_selection_figure(frequency))
-    add(_table(frequency[frequency["frequency"] > 0].head(30).round(3)))
-    if summary.get("nomogram"):
-        nomogram = summary["nomogram"]
-        add("<h2>Logistic model as a nomogram</h2>")
-        add(_nomogram_figure(nomogram))
-        rows = [
-            {
-                "feature": f["feature"],
-                "coefficient (per SD)": f"{f['coefficient']:.3f}",
-                "odds ratio": f"{f['odds_ratio']:.3f}",
-                "points": f"0 to {f['points_range'][1]:.0f}",
-            }
-            for f in nomogram["features"]
-        ]
-        add(_table(pd.DataFrame(rows)))
-    add("<h2>Table 1</h2>")
-    add(_table(table1) if table1 is not None else "<p>Not available.</p>")
-    add("<h2>Missing values</h2>")
-    if missingness is not None and len(missingness):
-        shown = missingness.assign(share=(missingness["share"] * 100).round(1).astype(str) + "%")
-        add(_table(shown))
-        missing_share = None
-    else:
-        add("<p>No missing values among the candidate columns.</p>")
-        missing_share = 0.0
-    add("<h2>TRIPOD+AI checklist</h2>")
-    add(
-        "<p>Collins et al., BMJ 2024;385:e078378 (topics paraphrased). Rows marked "
-        '"to complete" need the authors; the others are answered by this run.</p>'
-    )
-    rows_html = "".join(
-        f'<tr class="{"todo" if item["status"] == "to complete" else "done"}">'
-        f"<td>{item['item']}</td><td>{html.escape(item['section'])}</td>"
-        f"<td>{html.escape(item['topic'])}</td><td>{item['status']}</td>"
-        f"<td>{html.escape(item['answer'])}</td></tr>"
-        for item in checklist(summary, missing_share)
-    )
-    add(
-        "<table><thead><tr><th>item</th><th>section</th><th>topic</th><th>status</th>"
-        f"<th>answer</th></tr></thead><tbody>{rows_html}</tbody></table>"
-    )
-    add("<h2>Study config</h2>")
-    add(f"<pre>{html.escape(yaml.safe_dump(study, sort_keys=False))}</pre>")
-    body = "\n".join(parts)
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(study['name'])}</title><style>{STYLE}</style></head>"
-        f"<body>{body}</body></html>"
-    )
+    template = environment.get_template("study.html.j2")
+    return template.render(**_context(run_dir))
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:
-    """``report.html`` and ``report.pdf`` in ``run_dir`` (from its metrics and tables)."""
+    """``report.html`` and ``report.pdf`` (A4, WeasyPrint) in ``run_dir``, from its files."""
     import logging
 
-    from weasyprint import HTML
+    from weasyprint import HTML  # type: ignore[import-untyped]
 
-    page = render(run_dir)
-    html_path, pdf_path = run_dir / "report.html", run_dir / "report.pdf"
-    html_path.write_text(page, encoding="utf-8")
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
-    HTML(string=page, base_url=str(run_dir)).write_pdf(pdf_path)
-    return {"report_html": html_path, "report_pdf": pdf_path}
+    page = render_report(run_dir)
+    paths = {"report_html": run_dir / "report.html", "report_pdf": run_dir / "report.pdf"}
+    paths["report_html"].write_text(page, encoding="utf-8")
+    for name in ("weasyprint", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    HTML(string=page, base_url=str(run_dir)).write_pdf(paths["report_pdf"])
+    return paths
