@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := examples/minimal_cohort
 
-.PHONY: demo test install lint typecheck pytest examples clean bench-radiomics-libraries
+.PHONY: demo test install system-deps lint typecheck pytest examples clean bench-radiomics-libraries
 
 install: $(STAMP)
 
@@ -26,7 +26,12 @@ demo: install
 	$(BIN)/hepablate validate $(DEMO)/cohort
 	$(BIN)/hepablate extract $(DEMO)/cohort --out $(DEMO)/features.parquet
 
-test: install lint typecheck pytest
+test: install system-deps lint typecheck pytest
+
+# Debian packages the tests use: Chromium renders the study report (tests/report). Installed
+# only when missing (needs root or sudo); Pango for the PDF comes with Debian's base system.
+system-deps:
+	command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
 
 lint: install
 	$(BIN)/ruff check src tests examples benchmarks
