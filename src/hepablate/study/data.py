@@ -112,7 +112,7 @@ def one_row_per_patient(table: pd.DataFrame) -> pd.DataFrame:
     ranked = table.assign(_size=order).sort_values("_size", ascending=False, kind="stable")
     largest = ranked.drop_duplicates("group").drop(columns="_size")
     largest.index = pd.Index(largest["group"].astype(str), name="patient_id")
-    patients = pd.unique(table["group"].astype(str))
+    patients = list(dict.fromkeys(table["group"].astype(str)))
     reduced = largest.loc[patients]
     reduced.insert(2, "clin.n_tumours", table.groupby("group").size().reindex(patients).to_numpy())
     reduced.attrs = table.attrs
