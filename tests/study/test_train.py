@@ -81,6 +81,8 @@ def test_train_writes_metrics_selection_and_predictions(features: Path, tmp_path
         assert len(scored["per_repeat"]) == 2
         assert len(scored["best_params"]) == 6  # 3 folds x 2 repeats
         assert scored["decision_curve"]["thresholds"][0] == pytest.approx(0.01)
+        assert scored["fold_mean"]["splits"] == 6
+        assert scored["fold_mean"]["ci"][0] <= scored["fold_mean"]["value"]
     assert metrics["comparison"]["best"] in metrics["models"]
     assert len(metrics["comparison"]["delong"]) == 1
     assert metrics["nomogram"]["features"]
