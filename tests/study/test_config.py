@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 
 from hepablate.study.config import (
     FeatureSources,
+    ModelKind,
+    SelectorName,
     StudyConfig,
     StudyConfigError,
     ValidationScheme,
@@ -35,25 +38,9 @@ def test_the_documented_example_is_a_valid_config_naming_every_field() -> None:
     assert set(example["validation"]) == set(ValidationScheme.model_fields)
     assert config.validation.bootstrap == 1000
     # every selector and model kind has a row in the doc's tables
-    for method in (
-        "near_zero_variance",
-        "reproducible",
-        "univariate",
-        "redundancy",
-        "mrmr",
-        "embedded",
-        "wrapper",
-        "stability",
-    ):
+    for method in get_args(SelectorName):
         assert f"| `{method}` |" in DOC
-    for kind in (
-        "logistic",
-        "gradient_boosting",
-        "random_forest",
-        "cox",
-        "random_survival_forest",
-        "gradient_boosting_survival",
-    ):
+    for kind in get_args(ModelKind):
         assert f"| `{kind}` |" in DOC
 
 
