@@ -90,23 +90,25 @@ def _survival(result: StudyResult, run: ModelRun, rows: np.ndarray) -> dict[str,
     }
 
 
-def _per_repeat(result: StudyResult, run: ModelRun) -> list[float | None]:
-    """The headline metric of each repeat's pooled out-of-fold predictions."""
+def _score(survival: bool, y: np.ndarray, prediction: np.ndarray) -> float | None:
+    """The headline metric (AUC, or Harrell's C) of predictions; None when undefined."""
     from sklearn.metrics import roc_auc_score
     from sksurv.metrics import concordance_index_censored
 
+    if survival:
+        if not y["event"].any():
+            return None
+        return float(concordance_index_censored(y["event"], y["time"], prediction)[0])
+    return float(roc_auc_score(y, prediction)) if len(set(y)) == 2 else None
+
+
+def _per_repeat(result: StudyResult, run: ModelRun) -> list[float | None]:
+    """The headline metric of each repeat's pooled out-of-fold predictions."""
     data = result.data
-    values: list[float | None] = []
+    values = []
     for prediction in run.oof:
         rows = ~np.isnan(prediction)
-        if data.survival:
-            value = concordance_index_censored(
-                data.y["event"][rows], data.y["time"][rows], prediction[rows]
-            )[0]
-        else:
-            y = data.y[rows]
-            value = roc_auc_score(y, prediction[rows]) if len(set(y)) == 2 else None
-        values.append(None if value is None else float(value))
+        values.append(_score(data.survival, data.y[rows], prediction[rows]))
     return values
 
 
@@ -152,23 +154,13 @@ def _split_scores(
     result: StudyResult, run: ModelRun, y: np.ndarray, splits: list[Split]
 ) -> tuple[list[float], list[tuple[int, int]]]:
     """The headline metric on each split's test rows alone, and (train, test) sizes."""
-    from sklearn.metrics import roc_auc_score
-    from sksurv.metrics import concordance_index_censored
-
     values, sizes = [], []
     for split in splits:
         rows = split.test
-        prediction = run.oof[split.repeat, rows]
-        if result.data.survival:
-            if not y["event"][rows].any():
-                continue
-            value = concordance_index_censored(y["event"][rows], y["time"][rows], prediction)[0]
-        else:
-            if len(set(y[rows])) < 2:
-                continue
-            value = roc_auc_score(y[rows], prediction)
-        values.append(float(value))
-        sizes.append((len(split.train), len(rows)))
+        value = _score(result.data.survival, y[rows], run.oof[split.repeat, rows])
+        if value is not None:
+            values.append(value)
+            sizes.append((len(split.train), len(rows)))
     return values, sizes
 
 
