@@ -40,8 +40,9 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# One worker per core; a module's tests stay on one worker, so its fixtures are built once.
 pytest: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadscope
 
 # Regenerate the example cohort's images (they are committed, and a test checks they match).
 examples: install

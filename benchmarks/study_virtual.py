@@ -16,39 +16,11 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from hepablate.simulate.oracle import oracle_scores
+from hepablate.simulate.oracle import LTP_DRIVERS, NOISE_COLUMNS, driver_shares, oracle_scores
 from hepablate.study import load_study_config, run_study, study_data
 from hepablate.study.results import selection_frequency, summarise
-
-# The simulator's drivers and the columns that measure each; found in a fold when any is selected.
-DRIVERS = {
-    "margin": (
-        "geom.minimal_ablative_margin_mm",
-        "geom.margin_p5_mm",
-        "geom.margin_mean_mm",
-        "geom.tumour_coverage_pct",
-        "geom.residual_tumour_ml",
-    ),
-    "size": ("clin.diameter_mm", "geom.tumour_volume_ml", "geom.tumour_max_diameter_mm"),
-    "perivascular": ("clin.perivascular", "geom.distance_to_vessel_mm"),
-}
-NOISE = (
-    "clin.ast_u_l",
-    "clin.alt_u_l",
-    "clin.ggt_u_l",
-    "clin.creatinine_umol_l",
-    "clin.sodium_mmol_l",
-    "clin.haemoglobin_g_l",
-    "clin.bmi_kg_m2",
-    "clin.diabetes",
-)
-
-
-def _texture(name: str) -> bool:
-    return name.startswith(("rad.tumour.", "rad.ring.")) and ".morph." not in name
 
 
 def main() -> None:
@@ -70,15 +42,15 @@ def main() -> None:
         f"`{args.config}` on {len(data.y)} tumours ({data.endpoint['events']} events), "
         f"{folds} outer training sets, {seconds:.0f} s\n"
     )
+    shares = driver_shares(result.selected)
     print("| driver | share of outer training sets selecting it |")
     print("|---|---|")
-    for driver, columns in DRIVERS.items():
-        share = np.mean([any(c in s for c in columns) for s in result.selected])
-        print(f"| {driver} ({', '.join(columns)}) | {share:.0%} |")
-    texture = np.mean([any(_texture(f) for f in s) for s in result.selected])
-    print(f"| image texture (any non-morphology rad.tumour.* / rad.ring.*) | {texture:.0%} |")
+    for driver, columns in LTP_DRIVERS.items():
+        print(f"| {driver} ({', '.join(columns)}) | {shares[driver]:.0%} |")
+    texture = "image texture (any non-morphology rad.tumour.* / rad.ring.*)"
+    print(f"| {texture} | {shares['texture']:.0%} |")
     frequency = selection_frequency(result).set_index("feature")["frequency"]
-    noise = ", ".join(f"{c.removeprefix('clin.')} {frequency.get(c, 0.0):.0%}" for c in NOISE)
+    noise = ", ".join(f"{c.removeprefix('clin.')} {shares[c]:.0%}" for c in NOISE_COLUMNS)
     print(f"\nNoise columns (no effect in the simulator), share of sets: {noise}.")
     top = frequency[frequency > 0].head(10)
     print("Most often selected: " + ", ".join(f"{k} {v:.0%}" for k, v in top.items()) + ".")

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
 
 from hepablate.cli._progress import progress_bar
@@ -57,7 +55,11 @@ def extract(
     extracts what changed, and a run that was stopped resumes.
     """
     from hepablate.cohort import CohortValidationError, load_cohort
-    from hepablate.features.extract import ExtractionConfig
+    from hepablate.features.extract import (
+        ExtractionConfig,
+        ExtractionConfigError,
+        load_extraction_config,
+    )
     from hepablate.features.extract import extract as run_extract
     from hepablate.parallel import SchedulerError
 
@@ -68,10 +70,9 @@ def extract(
         print_report(invalid.report, out_console)
         raise typer.Exit(EXIT_INVALID) from None
     try:
-        settings = {} if config_file is None else yaml.safe_load(config_file.read_text("utf-8"))
-        config = ExtractionConfig.model_validate(settings or {})
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        out_console.print(f"[red]ERROR[/] {config_file}: {exc}")
+        config = ExtractionConfig() if config_file is None else load_extraction_config(config_file)
+    except ExtractionConfigError as exc:
+        out_console.print(f"[red]ERROR[/] {exc}")
         raise typer.Exit(EXIT_INVALID) from None
     if not register:
         config = config.model_copy(update={"register_post_ct": False})

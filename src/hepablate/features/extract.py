@@ -22,7 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import ndimage
 
 from hepablate import __version__
@@ -49,7 +50,14 @@ from hepablate.imaging.preprocess import Preprocessing, Sample
 from hepablate.imaging.registration import RegistrationConfig, register, resample_onto
 from hepablate.parallel import run_tasks
 
-__all__ = ["ExtractionConfig", "ImageNames", "extract", "load_crops"]
+__all__ = [
+    "ExtractionConfig",
+    "ExtractionConfigError",
+    "ImageNames",
+    "extract",
+    "load_crops",
+    "load_extraction_config",
+]
 
 Region = Literal["tumour", "ring", "ablation"]
 _NO_MORPHOLOGY = tuple(f for f in FAMILIES if f != "morph")
@@ -87,6 +95,23 @@ class ExtractionConfig(BaseModel):
     morphology_regions: tuple[Region, ...] = ("tumour", "ablation")
     robustness: RobustnessConfig = RobustnessConfig()
     crops: CropConfig = CropConfig()
+
+
+class ExtractionConfigError(ValueError):
+    """An extraction config file that cannot be read or is not a valid ExtractionConfig."""
+
+
+def load_extraction_config(path: Path | str) -> ExtractionConfig:
+    """An ExtractionConfig from a YAML or JSON file (keys of ExtractionConfig; empty: defaults).
+
+    Errors name the file and, for an invalid setting, the field.
+    """
+    path = Path(path)
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return ExtractionConfig.model_validate(settings or {})
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ExtractionConfigError(f"{path}: {exc}") from exc
 
 
 @dataclass(frozen=True)

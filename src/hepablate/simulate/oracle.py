@@ -23,7 +23,69 @@ from sksurv.nonparametric import kaplan_meier_estimator
 from hepablate.cohort import PATIENT_INDEX, TUMOUR_INDEX, Cohort, load_cohort
 from hepablate.simulate.generate import TRUTH_FILE
 
-__all__ = ["cohort_rates", "oracle_scores", "read_truth"]
+__all__ = [
+    "LTP_DRIVERS",
+    "NOISE_COLUMNS",
+    "cohort_rates",
+    "driver_shares",
+    "is_texture_feature",
+    "oracle_scores",
+    "read_truth",
+]
+
+# The simulator's drivers of local progression (hepablate.simulate.outcomes) and the FeatureTable
+# columns that measure each: a selection "finds" a driver when it keeps any of them. Texture is
+# the tumour's latent aggressiveness, which sets its mean, spread and rim enhancement on the
+# pre-ablation CT (hepablate.simulate.render): any intensity or texture feature of the tumour or
+# its ring measures it (see ``is_texture_feature``).
+LTP_DRIVERS: dict[str, tuple[str, ...]] = {
+    "margin": (
+        "geom.minimal_ablative_margin_mm",
+        "geom.margin_p5_mm",
+        "geom.margin_mean_mm",
+        "geom.tumour_coverage_pct",
+        "geom.residual_tumour_ml",
+    ),
+    "size": ("clin.diameter_mm", "geom.tumour_volume_ml", "geom.tumour_max_diameter_mm"),
+    "perivascular": ("clin.perivascular", "geom.distance_to_vessel_mm"),
+}
+# Plausible, correlated with liver function or aetiology, and without effect on any outcome
+# (docs/simulator.md): what a selection should reject.
+NOISE_COLUMNS: tuple[str, ...] = (
+    "clin.ast_u_l",
+    "clin.alt_u_l",
+    "clin.ggt_u_l",
+    "clin.creatinine_umol_l",
+    "clin.sodium_mmol_l",
+    "clin.haemoglobin_g_l",
+    "clin.bmi_kg_m2",
+    "clin.diabetes",
+)
+
+
+def is_texture_feature(name: str) -> bool:
+    """An intensity or texture radiomics feature of the tumour or its ring (not its shape)."""
+    return name.startswith(("rad.tumour.", "rad.ring.")) and ".morph." not in name
+
+
+def driver_shares(selected: list[list[str]]) -> dict[str, float]:
+    """Per driver (and ``texture``), and per noise column, the share of ``selected`` sets
+    (one per outer training set) that contain it."""
+    if not selected:
+        raise ValueError("no selected feature sets")
+    shares = {
+        driver: float(np.mean([any(c in s for c in columns) for s in selected]))
+        for driver, columns in LTP_DRIVERS.items()
+    }
+    shares["texture"] = float(np.mean([any(map(is_texture_feature, s)) for s in selected]))
+    for column in NOISE_COLUMNS:
+        shares[column] = float(np.mean([any(_is(c, column) for c in s) for s in selected]))
+    return shares
+
+
+def _is(feature: str, column: str) -> bool:
+    # A one-hot encoded boolean (``clin.diabetes_True``) is still the column.
+    return feature == column or feature.startswith(f"{column}_")
 
 
 def read_truth(cohort_dir: Path) -> pd.DataFrame:
