@@ -35,9 +35,10 @@ __all__ = [
 
 # The simulator's drivers of local progression (hepablate.simulate.outcomes) and the FeatureTable
 # columns that measure each: a selection "finds" a driver when it keeps any of them. Texture is
-# the tumour's latent aggressiveness, which sets its mean, spread and rim enhancement on the
-# pre-ablation CT (hepablate.simulate.render): any intensity or texture feature of the tumour or
-# its ring measures it (see ``is_texture_feature``).
+# the tumour's latent aggressiveness, which sets the mean, spread and rim enhancement of the
+# tumour on the pre-ablation CT (hepablate.simulate.render): any intensity or texture feature of
+# the tumour measures it (see ``is_texture_feature``). Ring features do not count: the ring's
+# brightest voxels are often a vessel, so they also measure the perivascular driver.
 LTP_DRIVERS: dict[str, tuple[str, ...]] = {
     "margin": (
         "geom.minimal_ablative_margin_mm",
@@ -64,8 +65,8 @@ NOISE_COLUMNS: tuple[str, ...] = (
 
 
 def is_texture_feature(name: str) -> bool:
-    """An intensity or texture radiomics feature of the tumour or its ring (not its shape)."""
-    return name.startswith(("rad.tumour.", "rad.ring.")) and ".morph." not in name
+    """An intensity or texture radiomics feature of the tumour (not its shape)."""
+    return name.startswith("rad.tumour.") and ".morph." not in name
 
 
 def driver_shares(selected: list[list[str]]) -> dict[str, float]:
