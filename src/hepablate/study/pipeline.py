@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (registers the class)
 from sklearn.impute import IterativeImputer, SimpleImputer
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -25,6 +25,7 @@ from hepablate.models.baselines import DEFAULT_GRIDS, make_model
 from hepablate.study.config import ModelSpec, SelectionStep
 
 __all__ = [
+    "Untuned",
     "fit_selection",
     "inner_splits",
     "make_preparation",
@@ -125,11 +126,33 @@ def inner_splits(
     return list(splitter.split(np.zeros(len(events)), events.astype(int), groups))
 
 
+class Untuned(BaseEstimator):  # type: ignore[misc]
+    """A grid of one point: the model fitted as it is, without inner folds.
+
+    Same attributes as a fitted ``GridSearchCV`` (``best_estimator_``, ``best_params_``), so the
+    validation treats both alike; it spares a deep model the inner refits that would only score
+    the one candidate.
+    """
+
+    def __init__(self, estimator: BaseEstimator, params: dict[str, Any]) -> None:
+        self.estimator = estimator
+        self.params = params
+
+    def fit(self, X: Any, y: Any) -> Untuned:
+        self.best_params_ = dict(self.params)
+        self.best_estimator_ = clone(self.estimator).set_params(**self.params).fit(X, y)
+        return self
+
+
 def make_tuned_model(
     spec: ModelSpec, *, cv: list[tuple[np.ndarray, np.ndarray]], seed: int, survival: bool
-) -> GridSearchCV:
-    """The model in a grid search over the given inner folds (see ``inner_splits``)."""
+) -> GridSearchCV | Untuned:
+    """The model in a grid search over the given inner folds (see ``inner_splits``); a grid
+    with a single combination is fitted directly (``Untuned``)."""
     grid = spec.grid if spec.grid is not None else DEFAULT_GRIDS[spec.kind]
+    combinations = list(ParameterGrid(grid))
+    if len(combinations) == 1:
+        return Untuned(make_model(spec.kind, seed), combinations[0])
     return GridSearchCV(
         make_model(spec.kind, seed),
         grid,

@@ -1,0 +1,41 @@
+"""The model step of a study: a grid search, or a one-point grid fitted directly."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+
+from hepablate.study.config import ModelSpec
+from hepablate.study.pipeline import Untuned, make_tuned_model
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = (X[:, 0] + rng.normal(size=80) > 0).astype(int)
+    return X, y
+
+
+def test_a_one_point_grid_is_fitted_without_inner_folds() -> None:
+    X, y = _data()
+    spec = ModelSpec(name="m", kind="logistic", grid={"C": [0.5]})
+    tuned = make_tuned_model(spec, cv=[], seed=0, survival=False)
+    assert isinstance(tuned, Untuned)
+    tuned.fit(X, y)
+    assert tuned.best_params_ == {"C": 0.5}
+    expected = LogisticRegression(C=0.5, max_iter=5000).fit(X, y)
+    np.testing.assert_allclose(
+        tuned.best_estimator_.predict_proba(X), expected.predict_proba(X), rtol=1e-6
+    )
+
+
+def test_a_grid_of_several_points_is_searched_over_the_inner_folds() -> None:
+    X, y = _data()
+    folds = [(np.arange(40, 80), np.arange(40)), (np.arange(40), np.arange(40, 80))]
+    spec = ModelSpec(name="m", kind="logistic", grid={"C": [0.01, 1.0]})
+    tuned = make_tuned_model(spec, cv=folds, seed=0, survival=False)
+    assert isinstance(tuned, GridSearchCV)
+    tuned.fit(X, y)
+    assert len(tuned.cv_results_["params"]) == 2
+    assert tuned.best_params_["C"] in (0.01, 1.0)
