@@ -26,6 +26,9 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "cox": {"alpha": [0.1, 1.0, 10.0, 100.0]},
     "random_survival_forest": {"min_samples_leaf": [5, 15]},
     "gradient_boosting_survival": {"learning_rate": [0.03, 0.1]},
+    # One point: an ensemble of CNNs refitted over inner folds for each candidate would take
+    # most of a study's time on two cores; early stopping on held-out patients tunes its length.
+    "multimodal": {"weight_decay": [1e-4]},
 }
 
 
@@ -41,6 +44,10 @@ def make_model(kind: str, seed: int = 0) -> BaseEstimator:
         return RandomForestClassifier(
             n_estimators=300, min_samples_leaf=5, max_features="sqrt", random_state=seed, n_jobs=1
         )
+    if kind == "multimodal":
+        from hepablate.models.multimodal import MultimodalClassifier
+
+        return MultimodalClassifier(seed=seed)
     if kind == "cox":
         return CoxPHSurvivalAnalysis(alpha=1.0, ties="efron")
     if kind == "random_survival_forest":

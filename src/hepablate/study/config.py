@@ -37,12 +37,15 @@ ModelKind = Literal[
     "logistic",
     "gradient_boosting",
     "random_forest",
+    "multimodal",  # 3D CNN over the tumour's crops fused with the selected features
     # time-to-event endpoints
     "cox",
     "random_survival_forest",
     "gradient_boosting_survival",
 ]
-BINARY_MODELS: frozenset[str] = frozenset({"logistic", "gradient_boosting", "random_forest"})
+BINARY_MODELS: frozenset[str] = frozenset(
+    {"logistic", "gradient_boosting", "random_forest", "multimodal"}
+)
 SURVIVAL_MODELS: frozenset[str] = frozenset(
     {"cox", "random_survival_forest", "gradient_boosting_survival"}
 )

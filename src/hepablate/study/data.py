@@ -35,6 +35,8 @@ class StudyData:
     icc: dict[str, float] = field(default_factory=dict)
     excluded_rows: int = 0
     table: pd.DataFrame | None = None  # the analysed rows of the FeatureTable (for table 1)
+    # Where the FeatureTable's deep-model crops are (its attrs), for image models; None: none.
+    crops: dict[str, Any] | None = None
 
     @property
     def events(self) -> np.ndarray:
@@ -187,4 +189,5 @@ def study_data(table: pd.DataFrame, config: StudyConfig) -> StudyData:
         icc={str(k): float(v) for k, v in (robustness.get("icc") or {}).items()},
         excluded_rows=int((~known).sum()),
         table=rows,
+        crops=table.attrs.get("hepablate", {}).get("crops"),
     )

@@ -150,6 +150,13 @@ def _fit_predict(
     folds = min(validation.inner_folds, len(np.unique(groups_train)))
     cv = inner_splits(events_train, groups_train, folds, validation.seed)
     search = make_tuned_model(spec, cv=cv, seed=validation.seed, survival=data.survival)
+    if "crops" in search.estimator.get_params():  # an image model reads the table's crops
+        if data.crops is None:
+            raise StudyConfigError(
+                f"model {spec.name!r} needs the deep-model crops: extract the cohort with a "
+                "cache and crops enabled (hepablate extract --cache DIR)"
+            )
+        search.estimator.set_params(crops=data.crops)
     search.fit(train_Z, y_train)
     model = search.best_estimator_
     if data.survival:
