@@ -1,7 +1,7 @@
 """Issue 6's acceptance check on a virtual cohort with images, as a benchmark.
 
     .venv/bin/python benchmarks/study_virtual.py FEATURES.parquet COHORT_DIR \\
-        [--config examples/studies/virtual_ltp_24m.yaml]
+        [--config src/hepablate/configs/virtual_ltp_24m.yaml]
 
 FEATURES.parquet is `hepablate extract COHORT_DIR` of a simulated cohort. Runs the study's
 validation (no report) and prints, per true driver of local progression in the simulator
@@ -13,7 +13,7 @@ model within 0.05 of the oracle) is not met. The CI test (tests/study/test_virtu
 checks the strong drivers on 200 patients; the weak ones need more, e.g.
 
     hepablate simulate --n 500 --seed 21 --out sim500
-    hepablate extract sim500 --config examples/extraction/light.yaml --out s500.parquet
+    hepablate extract sim500 --config src/hepablate/configs/light_extraction.yaml --out s500.parquet
     .venv/bin/python benchmarks/study_virtual.py s500.parquet sim500
 """
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hepablate import configs
 from hepablate.simulate.oracle import LTP_DRIVERS, NOISE_COLUMNS, driver_shares, oracle_scores
 from hepablate.study import load_study_config, run_study, study_data
 from hepablate.study.results import selection_frequency, summarise
@@ -34,9 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("features", type=Path)
     parser.add_argument("cohort", type=Path)
-    parser.add_argument(
-        "--config", type=Path, default=Path("examples/studies/virtual_ltp_24m.yaml")
-    )
+    parser.add_argument("--config", type=Path, default=configs.path("virtual_ltp_24m"))
     args = parser.parse_args()
     config = load_study_config(args.config)
     data = study_data(pd.read_parquet(args.features), config)

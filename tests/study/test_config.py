@@ -9,6 +9,8 @@ from typing import get_args
 import pytest
 import yaml
 
+from hepablate import configs
+from hepablate.features.extract import load_extraction_config
 from hepablate.study.config import (
     FeatureSources,
     ModelKind,
@@ -44,10 +46,22 @@ def test_the_documented_example_is_a_valid_config_naming_every_field() -> None:
         assert f"| `{kind}` |" in DOC
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "examples" / "studies").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "path",
+    [
+        *sorted((REPO / "examples" / "studies").glob("*.yaml")),
+        configs.path("virtual_ltp_24m"),
+    ],
+    ids=lambda p: p.name,
+)
 def test_example_study_configs_are_valid(path: Path) -> None:
     config = load_study_config(path)
     assert config.endpoint
+
+
+def test_the_shipped_extraction_config_is_valid() -> None:
+    config = load_extraction_config(configs.path("light_extraction"))
+    assert config.regions == ("tumour", "ring") and config.crops.enabled
 
 
 def test_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
