@@ -5,7 +5,11 @@ channels of a tumour (``hepablate.features.crops``: pre CT, tumour and ablation-
 the pre frame; post CT, zone and tumour in the post frame sampled through the registration),
 32³ voxels of 2 mm by default: what trains on two CPU cores. It yields an embedding (the
 ``deep.*`` columns of :meth:`MultimodalClassifier.embed`), concatenated with a small dense
-branch over the tabular features; a linear head gives the log-odds.
+branch over the tabular features; a linear head gives the log-odds, added to a linear ("wide")
+term over the tabular features. Training starts from a ridge logistic regression of the
+training rows (the wide term) with the deep head at zero, so the network begins where the
+logistic baseline is and early stopping keeps what the image and the dense branch add on
+held-out patients.
 
 Training: Adam with weight decay, positives up-weighted by the class ratio with the intercept
 corrected back afterwards (King & Zeng 2001's prior correction), so probabilities stay
@@ -34,6 +38,7 @@ from monai.networks.nets.regressor import Regressor
 from monai.transforms.compose import Compose
 from monai.transforms.spatial.array import RandAxisFlip, RandRotate90
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupShuffleSplit
 from torch import nn
 
@@ -103,13 +108,17 @@ class _Network(nn.Module):
         )
         self.tabular = nn.Sequential(nn.Linear(n_tabular, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.head = nn.Linear(embedding + hidden, 1)
+        # The wide part: a logistic regression on the tabular features, so that the deep parts
+        # only have to learn what it misses (with a few dozen events, they would otherwise
+        # have to relearn the margin's plain effect from scratch).
+        self.wide = nn.Linear(n_tabular, 1)
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.encoder(image))
 
     def forward(self, image: torch.Tensor, tabular: torch.Tensor) -> torch.Tensor:
         fused = torch.cat([self.embed(image), self.tabular(tabular)], dim=1)
-        return self.head(fused).squeeze(1)
+        return (self.wide(tabular) + self.head(fused)).squeeze(1)
 
 
 @contextmanager
@@ -141,6 +150,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         augment: bool = True,
         seed: int = 0,
         n_threads: int = 2,
+        wide_c: float = 1.0,
     ) -> None:
         self.crops = crops
         self.channels = channels
@@ -156,6 +166,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.augment = augment
         self.seed = seed
         self.n_threads = n_threads
+        self.wide_c = wide_c
 
     # --- tabular inputs -------------------------------------------------------------------
 
@@ -226,6 +237,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         if target[held].min() == target[held].max():  # no event held out: use the training loss
             train, held = np.arange(len(target)), np.arange(len(target))
         network = self._network()
+        self._start_from_logistic(network, tabular[train], target[train])
         optimiser = torch.optim.AdamW(
             network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
         )
@@ -266,6 +278,21 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         network.load_state_dict(best_state)
         network.eval()
         return network, best_epoch
+
+    def _start_from_logistic(
+        self, network: _Network, tabular: np.ndarray, target: np.ndarray
+    ) -> None:
+        """The wide part set to a ridge logistic regression of the training rows and the deep
+        head to zero: training starts at the logistic model and early stopping keeps it unless
+        the image and the dense branch improve on it. The intercept is shifted by
+        log(pos_weight), the optimum of the weighted loss (undone at prediction)."""
+        logistic = LogisticRegression(C=self.wide_c, max_iter=5000).fit(tabular, target)
+        with torch.no_grad():
+            network.wide.weight.copy_(torch.from_numpy(logistic.coef_.astype(np.float32)))
+            bias = logistic.intercept_ + np.log(max(self.pos_weight_, 1e-6))
+            network.wide.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+            network.head.weight.zero_()
+            network.head.bias.zero_()
 
     # --- persistence (no pickle) -------------------------------------------------------------
 
