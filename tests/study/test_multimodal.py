@@ -17,6 +17,10 @@ from sklearn.metrics import roc_auc_score
 
 from hepablate.features.cache import FeatureCache, PatientResult
 from hepablate.models.multimodal import CropSource, MultimodalClassifier
+from hepablate.report.study import _deep_sentences
+from hepablate.study import StudyConfig, run_study
+from hepablate.study.data import StudyData
+from hepablate.study.results import summarise
 
 SIZE = 12
 FAST: dict[str, Any] = {
@@ -132,3 +136,41 @@ def test_a_patient_without_crops_is_named(tmp_path: Path) -> None:
         source.load("P9", 1)
     with pytest.raises(ValueError, match="no crops on disk"):
         CropSource({"cache": None, "keys": {}})
+
+
+@pytest.mark.slow
+def test_in_a_study_the_deep_model_is_compared_with_the_best_baseline(
+    tmp_path: Path,
+) -> None:
+    X, y, crops = _cohort(tmp_path, 150, seed=2)
+    data = StudyData(
+        X=X,
+        y=y,
+        groups=X.index.get_level_values(0).to_numpy(),
+        centres=np.full(len(y), "A"),
+        survival=False,
+        endpoint={"name": "synthetic", "kind": "binary", "events": int(y.sum())},
+        clinical=["informative", "noise"],
+        crops=crops,
+    )
+    grid = {k: [list(v) if isinstance(v, tuple) else v] for k, v in FAST.items()}
+    config = StudyConfig.model_validate(
+        {
+            "endpoint": "synthetic",
+            "models": [
+                {"name": "logistic", "kind": "logistic"},
+                {"name": "multimodal", "kind": "multimodal", "grid": grid},
+            ],
+            "validation": {"folds": 3, "repeats": 1, "bootstrap": 100, "permutations": 0},
+        }
+    )
+    summary = summarise(run_study(data, config, refit=False))
+    [row] = summary["comparison"]["deep_against_baselines"]
+    assert row["deep"] == "multimodal" and row["baseline"] == "logistic"
+    auc = {n: summary["models"][n]["metrics"]["auc"]["value"] for n in ("logistic", "multimodal")}
+    # The blob's intensity is only in the image: the network must beat the table's logistic.
+    assert auc["multimodal"] > auc["logistic"] + 0.03, auc
+    assert row["difference"]["value"] > 0 and row["verdict"] == "multimodal wins", row
+    [sentence] = _deep_sentences(summary)
+    assert sentence.startswith("Deep model multimodal against the best baseline, logistic")
+    assert "multimodal wins" in sentence

@@ -555,6 +555,32 @@ def _validation_sentence(summary: dict[str, Any]) -> str:
     )
 
 
+def _deep_sentences(summary: dict[str, Any]) -> list[str]:
+    """One sentence per deep model: against the best other model on the same folds, who wins."""
+    metric = METRIC_NAMES[summary["comparison"]["metric"]]
+    sentences = []
+    for row in summary["comparison"].get("deep_against_baselines") or []:
+        difference = row["difference"]
+        value, ci = difference.get("value"), difference.get("ci")
+        shown = "-" if value is None else f"{value:+.3f}"
+        if ci:
+            shown += f" [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+        p_value = (row.get("delong") or {}).get("p_value")
+        test = "" if p_value is None else f", DeLong p = {p_value:.3f}"
+        if row["verdict"] == "tie":
+            outcome = (
+                f"neither wins: the difference is not significant ({row['ahead']} is ahead by the "
+                "point estimate)"
+            )
+        else:
+            outcome = row["verdict"]
+        sentences.append(
+            f"Deep model {row['deep']} against the best baseline, {row['baseline']}: per-fold "
+            f"{metric} difference {shown}{test}; {outcome}."
+        )
+    return sentences
+
+
 def _comparison(summary: dict[str, Any], survival: bool) -> dict[str, Any]:
     ranking, best = summary["comparison"]["ranking"], summary["comparison"]["best"]
     models = summary["models"]
@@ -817,6 +843,7 @@ def _context(run_dir: Path) -> dict[str, Any]:
         "metric": METRIC_NAMES[summary["comparison"]["metric"]],
         "best": best,
         "comparison": _comparison(summary, survival),
+        "deep": _deep_sentences(summary),
         "per_repeat": _per_repeat(summary),
         "figures": figures,
         "logrank": logrank,

@@ -46,6 +46,8 @@ ModelKind = Literal[
 BINARY_MODELS: frozenset[str] = frozenset(
     {"logistic", "gradient_boosting", "random_forest", "multimodal"}
 )
+# Deep networks: each is compared with the best of the other models on the same folds.
+DEEP_MODELS: frozenset[str] = frozenset({"multimodal", "mlp", "deep_surv", "deep_discrete"})
 SURVIVAL_MODELS: frozenset[str] = frozenset(
     {"cox", "random_survival_forest", "gradient_boosting_survival"}
 )

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hepablate import __version__
+from hepablate.study.config import DEEP_MODELS
 from hepablate.study.run import ModelRun, Split, StudyResult
 from hepablate.validation import metrics as m
 
@@ -146,6 +147,50 @@ def _delong(result: StudyResult, best: str) -> list[dict[str, Any]]:
         rows = ~np.isnan(p) & ~np.isnan(best_p)
         out.append(
             {"model": best, "against": name, **m.delong_test(data.y[rows], best_p[rows], p[rows])}
+        )
+    return out
+
+
+def _deep_against_baselines(
+    result: StudyResult, models: dict[str, Any], survival: bool
+) -> list[dict[str, Any]]:
+    """Each deep model against the best other model on the same folds: the per-fold difference
+    of the headline metric with the corrected resampled t-test CI, DeLong for binary endpoints,
+    and who wins. A difference whose CI holds 0 (and DeLong p >= 0.05) is a tie."""
+    deep = [n for n in models if models[n]["kind"] in DEEP_MODELS]
+    baselines = [n for n in models if models[n]["kind"] not in DEEP_MODELS]
+    if not deep or not baselines:
+        return []
+    baseline = max(baselines, key=lambda n: headline(models[n]["metrics"], survival) or 0.0)
+    base_values, sizes = _split_scores(
+        result, result.models[baseline], result.data.y, result.splits
+    )
+    out = []
+    for name in deep:
+        values, _ = _split_scores(result, result.models[name], result.data.y, result.splits)
+        difference = fold_mean([a - b for a, b in zip(values, base_values, strict=True)], sizes)
+        delong = None
+        if not survival:
+            p_deep = _mean_prediction(result.models[name])
+            p_base = _mean_prediction(result.models[baseline])
+            rows = ~np.isnan(p_deep) & ~np.isnan(p_base)
+            delong = m.delong_test(result.data.y[rows], p_deep[rows], p_base[rows])
+        ci = difference.get("ci")
+        significant = ci is not None and (ci[0] > 0 or ci[1] < 0)
+        p_value = None if delong is None else delong.get("p_value")
+        if p_value is not None:
+            significant = significant or p_value < 0.05
+        ahead = (difference["value"] or 0.0) > 0
+        verdict = (name if ahead else baseline) + " wins" if significant else "tie"
+        out.append(
+            {
+                "deep": name,
+                "baseline": baseline,
+                "difference": difference,
+                "delong": delong,
+                "verdict": verdict,
+                "ahead": name if ahead else baseline,
+            }
         )
     return out
 
@@ -282,6 +327,7 @@ def summarise(result: StudyResult) -> dict[str, Any]:
             "ranking": ranking,
             "best": best,
             "delong": None if survival else _delong(result, best),
+            "deep_against_baselines": _deep_against_baselines(result, models, survival),
         },
         "permutation": _permutation(result),
         "selection": {
