@@ -26,7 +26,14 @@ from pathlib import Path
 import pandas as pd
 
 from hepablate import configs
-from hepablate.simulate.oracle import LTP_DRIVERS, NOISE_COLUMNS, driver_shares, oracle_scores
+from hepablate.simulate.oracle import (
+    LTP_DRIVERS,
+    NOISE_COLUMNS,
+    driver_columns,
+    driver_shares,
+    oracle_scores,
+    read_truth,
+)
 from hepablate.study import load_study_config, run_study, study_data
 from hepablate.study.results import selection_frequency, summarise
 
@@ -38,7 +45,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=configs.path("virtual_ltp_24m"))
     args = parser.parse_args()
     config = load_study_config(args.config)
-    data = study_data(pd.read_parquet(args.features), config)
+    table = pd.read_parquet(args.features)
+    data = study_data(table, config)
     start = time.perf_counter()
     result = run_study(data, config, refit=False)
     seconds = time.perf_counter() - start
@@ -48,13 +56,12 @@ def main() -> None:
         f"`{args.config}` on {len(data.y)} tumours ({data.endpoint['events']} events), "
         f"{folds} outer training sets, {seconds:.0f} s\n"
     )
-    shares = driver_shares(result.selected)
-    print("| driver | share of outer training sets selecting it |")
-    print("|---|---|")
-    for driver, columns in LTP_DRIVERS.items():
-        print(f"| {driver} ({', '.join(columns)}) | {shares[driver]:.0%} |")
-    texture = "image texture (any non-morphology rad.tumour.*)"
-    print(f"| {texture} | {shares['texture']:.0%} |")
+    measures = driver_columns(table, read_truth(args.cohort))
+    shares = driver_shares(result.selected, measures)
+    print("| driver | columns measuring it (designed, or by correlation with the truth) | share |")
+    print("|---|---|---|")
+    for driver in LTP_DRIVERS:
+        print(f"| {driver} | {', '.join(sorted(measures[driver]))} | {shares[driver]:.0%} |")
     frequency = selection_frequency(result).set_index("feature")["frequency"]
     noise = ", ".join(f"{c.removeprefix('clin.')} {shares[c]:.0%}" for c in NOISE_COLUMNS)
     print(f"\nNoise columns (no effect in the simulator), share of sets: {noise}.")
@@ -73,7 +80,7 @@ def main() -> None:
     # Issue 6's criterion: every driver in >= 80% of the outer training sets, each noise column
     # in at most 40% (20% on average), the best model within 0.05 of the oracle.
     best = summary["models"][summary["comparison"]["ranking"][0]]["metrics"]["auc"]["value"]
-    failed = [d for d in (*LTP_DRIVERS, "texture") if shares[d] < 0.8]
+    failed = [d for d in LTP_DRIVERS if shares[d] < 0.8]
     failed += [c for c in NOISE_COLUMNS if shares[c] > 0.4]
     if sum(shares[c] for c in NOISE_COLUMNS) / len(NOISE_COLUMNS) > 0.2:
         failed.append("noise columns on average")

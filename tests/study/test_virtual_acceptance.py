@@ -23,13 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from hepablate import configs
 from hepablate.cohort import load_cohort
 from hepablate.features.extract import extract, load_extraction_config
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
-from hepablate.simulate.oracle import NOISE_COLUMNS, driver_shares, oracle_scores
+from hepablate.simulate.oracle import (
+    NOISE_COLUMNS,
+    driver_columns,
+    driver_shares,
+    oracle_scores,
+    read_truth,
+)
 from hepablate.study import load_study_config, run_study, study_data
 from hepablate.study.data import StudyData
 from hepablate.study.results import summarise
@@ -41,6 +48,7 @@ SEED = 11
 @dataclass(frozen=True)
 class Acceptance:
     cohort_dir: Path
+    table: pd.DataFrame
     data: StudyData
     result: StudyResult
     summary: dict[str, Any]
@@ -63,14 +71,15 @@ def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Acceptance:
     config = config.model_copy(update={"validation": validation, "models": baselines})
     data = study_data(table, config)
     result = run_study(data, config, refit=False)
-    return Acceptance(cohort_dir, data, result, summarise(result))
+    return Acceptance(cohort_dir, table, data, result, summarise(result))
 
 
 @pytest.mark.slow
 def test_selection_finds_the_strong_drivers_and_few_noise_columns(
     acceptance: Acceptance,
 ) -> None:
-    shares = driver_shares(acceptance.result.selected)
+    measures = driver_columns(acceptance.table, read_truth(acceptance.cohort_dir))
+    shares = driver_shares(acceptance.result.selected, measures)
     for driver in ("margin", "perivascular"):
         assert shares[driver] >= 0.8, (driver, shares)
     for column in NOISE_COLUMNS:

@@ -27,19 +27,17 @@ __all__ = [
     "LTP_DRIVERS",
     "NOISE_COLUMNS",
     "cohort_rates",
+    "driver_columns",
     "driver_shares",
-    "is_texture_feature",
     "oracle_scores",
     "read_truth",
 ]
 
-# The simulator's drivers of local progression (hepablate.simulate.outcomes) and the FeatureTable
-# columns that measure each: a selection "finds" a driver when it keeps any of them. Texture is
-# the tumour's latent aggressiveness, which sets the mean, spread and rim enhancement of the
-# tumour on the pre-ablation CT (hepablate.simulate.render): any intensity or texture feature of
-# the tumour measures it (see ``is_texture_feature``). Ring features do not count: the ring's
-# brightest voxels are often a vessel, so they also measure the perivascular driver.
-LTP_DRIVERS: dict[str, tuple[str, ...]] = {
+# The simulator's drivers of local progression (hepablate.simulate.outcomes). A selection
+# "finds" a driver when it keeps a column that measures it (see ``driver_columns``).
+LTP_DRIVERS = ("margin", "size", "perivascular", "texture")
+# Columns that measure a driver by construction.
+_DESIGNED: dict[str, tuple[str, ...]] = {
     "margin": (
         "geom.minimal_ablative_margin_mm",
         "geom.margin_p5_mm",
@@ -49,6 +47,7 @@ LTP_DRIVERS: dict[str, tuple[str, ...]] = {
     ),
     "size": ("clin.diameter_mm", "geom.tumour_volume_ml", "geom.tumour_max_diameter_mm"),
     "perivascular": ("clin.perivascular", "geom.distance_to_vessel_mm"),
+    "texture": (),
 }
 # Plausible, correlated with liver function or aetiology, and without effect on any outcome
 # (docs/simulator.md): what a selection should reject.
@@ -62,23 +61,48 @@ NOISE_COLUMNS: tuple[str, ...] = (
     "clin.bmi_kg_m2",
     "clin.diabetes",
 )
+# What else measures a driver, judged on the cohort against its truth (Spearman's rho): a
+# radiomics feature that is the tumour's volume in disguise (first-order energy sums the
+# squared intensity of every voxel: rho 0.99 with the true volume) measures size, not texture;
+# the tumour's latent aggressiveness sets its intensity spread (hepablate.simulate.render),
+# which tumour features such as the variance or the MAD measure (rho about 0.85 on 500
+# patients), and the 10th percentile in part (rho -0.50 with the latent, -0.52 with the volume).
+SIZE_RHO = 0.95
+TEXTURE_RHO = 0.4
 
 
-def is_texture_feature(name: str) -> bool:
-    """An intensity or texture radiomics feature of the tumour (not its shape)."""
-    return name.startswith("rad.tumour.") and ".morph." not in name
+def driver_columns(table: pd.DataFrame, truth: pd.DataFrame) -> dict[str, set[str]]:
+    """Per driver, the FeatureTable columns that measure it: the designed ones, plus those
+    whose Spearman correlation with the driver's true value on this cohort says so. Only
+    evaluation code calls this (it reads the truth)."""
+    truth = truth.reindex(table.index)
+    numeric = table.filter(regex=r"^(clin|geom|rad)\.").apply(pd.to_numeric, errors="coerce")
+    numeric = numeric.loc[:, numeric.nunique() > 1]
+
+    def rho(column: str) -> pd.Series:
+        return numeric.corrwith(truth[column].astype(float), method="spearman").abs()
+
+    volume, latent = rho("true_tumour_volume_ml"), rho("latent")
+    columns = {driver: set(designed) for driver, designed in _DESIGNED.items()}
+    columns["size"] |= set(volume[volume >= SIZE_RHO].index)
+    tumour_intensity = [
+        c for c in numeric.columns if c.startswith("rad.tumour.") and ".morph." not in c
+    ]
+    columns["texture"] |= {
+        c for c in tumour_intensity if latent[c] >= TEXTURE_RHO and volume[c] < SIZE_RHO
+    }
+    return columns
 
 
-def driver_shares(selected: list[list[str]]) -> dict[str, float]:
-    """Per driver (and ``texture``), and per noise column, the share of ``selected`` sets
-    (one per outer training set) that contain it."""
+def driver_shares(selected: list[list[str]], columns: dict[str, set[str]]) -> dict[str, float]:
+    """Per driver, and per noise column, the share of ``selected`` sets (one per outer
+    training set) that keep a column measuring it (``columns``: see ``driver_columns``)."""
     if not selected:
         raise ValueError("no selected feature sets")
     shares = {
-        driver: float(np.mean([any(c in s for c in columns) for s in selected]))
-        for driver, columns in LTP_DRIVERS.items()
+        driver: float(np.mean([bool(columns[driver] & set(s)) for s in selected]))
+        for driver in LTP_DRIVERS
     }
-    shares["texture"] = float(np.mean([any(map(is_texture_feature, s)) for s in selected]))
     for column in NOISE_COLUMNS:
         shares[column] = float(np.mean([any(_is(c, column) for c in s) for s in selected]))
     return shares
