@@ -15,8 +15,10 @@ import typer
 from rich.console import Console
 
 from hepablate import __version__
+from hepablate.cli.demo import demo
 from hepablate.cli.extract import extract
 from hepablate.cli.import_dicom import import_dicom
+from hepablate.cli.predict import predict
 from hepablate.cli.simulate import simulate
 from hepablate.cli.train import train
 from hepablate.cli.validate import validate
@@ -35,6 +37,8 @@ app.command()(simulate)
 app.command()(extract)
 app.command(name="import-dicom")(import_dicom)
 app.command()(train)
+app.command()(predict)
+app.command()(demo)
 
 
 def _version(value: bool) -> None:

@@ -29,13 +29,22 @@ def train(
     report: Annotated[
         bool, typer.Option("--report/--no-report", help="Write report.html and report.pdf.")
     ] = True,
+    bundle: Annotated[
+        bool,
+        typer.Option(
+            "--bundle/--no-bundle",
+            help="Write the model bundle (OUT/bundle: the best model or the config's "
+            "bundle_model) for `hepablate predict`.",
+        ),
+    ] = True,
 ) -> None:
     """Select features and validate every model of the study on the same folds, grouped by
     patient; selection, imputation, scaling and tuning are refitted inside every training set.
 
     Writes OUT/metrics.json (every metric with its 95% CI, per model), OUT/selected_features.csv
     (how often each feature was selected), OUT/predictions.csv (out-of-fold predictions),
-    OUT/study.yaml (the config as run) and OUT/report.html + OUT/report.pdf.
+    OUT/study.yaml (the config as run), OUT/report.html + OUT/report.pdf and OUT/bundle/ (the
+    model refitted on all rows, verified by `hepablate predict`).
     """
     from hepablate.cohort import CohortValidationError
     from hepablate.study.config import StudyConfigError, load_study_config
@@ -80,6 +89,11 @@ def train(
     import json
 
     summary = json.loads(paths["metrics"].read_text(encoding="utf-8"))
+    if bundle:
+        from hepablate.bundle import save_bundle
+
+        extraction = table.attrs.get("hepablate", {}).get("extraction_config")
+        paths["bundle"] = save_bundle(result, summary, out / "bundle", extraction=extraction)
     metric = summary["comparison"]["metric"]
     console.print(f"{'model':<28} {metric} (95% CI)")
     for name in summary["comparison"]["ranking"]:

@@ -392,7 +392,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     def explain(self, X: pd.DataFrame) -> np.ndarray:
         """Integrated gradients of the log-odds with respect to the tabular inputs (rows x
         columns), from the training mean, with each tumour's image held; member average."""
-        from captum.attr import IntegratedGradients  # type: ignore[import-untyped]
+        from captum.attr import IntegratedGradients
 
         image = torch.from_numpy(self._images(X))
         tabular = torch.from_numpy(self._tabular(X))

@@ -131,6 +131,8 @@ class StudyConfig(_Strict):
     # Extraction settings when the input is a cohort folder (keys of ExtractionConfig).
     extraction: dict[str, Any] | None = None
     workers: int = Field(default=0, ge=0)
+    # The model `hepablate train` writes into RUN_DIR/bundle; None: the best-ranked one.
+    bundle_model: str | None = None
 
     @field_validator("models")
     @classmethod
@@ -140,6 +142,13 @@ class StudyConfig(_Strict):
         if doubled:
             raise ValueError(f"model names must be unique: {', '.join(doubled)}")
         return models
+
+    @model_validator(mode="after")
+    def _bundle_model_exists(self) -> StudyConfig:
+        names = [m.name for m in self.models]
+        if self.bundle_model is not None and self.models and self.bundle_model not in names:
+            raise ValueError(f"bundle_model {self.bundle_model!r} is not one of models {names}")
+        return self
 
     @model_validator(mode="after")
     def _same_kind(self) -> StudyConfig:

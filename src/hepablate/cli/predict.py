@@ -1,0 +1,74 @@
+"""``hepablate predict``: one new patient through a verified model bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hepablate.cli.validate import EXIT_INVALID, print_report
+
+__all__ = ["predict"]
+
+
+def predict(
+    bundle_dir: Annotated[
+        Path, typer.Argument(help="The model bundle (RUN_DIR/bundle of `hepablate train`).")
+    ],
+    patient: Annotated[
+        Path, typer.Argument(help="The new patient: a cohort folder (cohort.yaml, tables, images).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The prediction to write (JSON).")] = Path(
+        "prediction.json"
+    ),
+) -> None:
+    """Predict the endpoint for a new patient, per tumour: the probability (or risk score and
+    survival curve), its uncertainty, the risk group, the top contributions and the what-if
+    curve over the achieved minimal ablative margin (model-based, not causal).
+
+    The bundle is verified first (hashes, versions); the patient is validated and measured by
+    the bundle's own extraction settings.
+    """
+    from hepablate.bundle import BundleError, load_bundle
+    from hepablate.bundle.predict import predict_cohort
+    from hepablate.cohort import CohortValidationError, load_cohort
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        bundle = load_bundle(bundle_dir)
+    except BundleError as exc:
+        console.print(f"[red]ERROR[/] bundle refused: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        cohort = load_cohort(patient)
+    except CohortValidationError as invalid:
+        print_report(invalid.report, console)
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        prediction = predict_cohort(bundle, cohort)
+    except BundleError as exc:
+        console.print(f"[red]ERROR[/] {patient}: {exc}")
+        raise typer.Exit(EXIT_INVALID) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(prediction, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    validation = prediction["validation"]
+    ci = validation["ci"] or [None, None]
+    console.print(
+        f"model {prediction['bundle']['model']} ({prediction['bundle']['kind']}), validated "
+        f"{validation['metric']} {validation['value']:.3f} "
+        + (f"({ci[0]:.3f} to {ci[1]:.3f})" if ci[0] is not None else "")
+    )
+    for row in prediction["predictions"]:
+        value = row.get("probability", row.get("risk_score"))
+        what = "probability" if "probability" in row else "risk score"
+        tumour = "" if row["tumour_id"] is None else f" tumour {row['tumour_id']}"
+        spread = "" if row["uncertainty"] is None else f" ± {row['uncertainty']:.3f}"
+        top = ", ".join(c["feature"] for c in row["contributions"][:3])
+        console.print(
+            f"{row['patient_id']}{tumour}: {what} {value:.3f}{spread}, {row['risk_group']} "
+            f"risk; main contributions: {top}"
+        )
+    console.print(f"  prediction: {out}")

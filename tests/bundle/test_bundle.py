@@ -1,0 +1,216 @@
+"""Model bundles: round trip, tampering, disallowed types, and predictions with a what-if curve.
+
+A tabular virtual cohort (no images) with a margin column that protects: the study refits the
+models on all rows, the bundle holds the best one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from hepablate.bundle import Bundle, BundleError, load_bundle, save_bundle
+from hepablate.bundle.predict import MARGIN, predict_table
+from hepablate.cli import app
+from hepablate.cohort import load_cohort
+from hepablate.features.extract import extract
+from hepablate.simulate.generate import SimulationConfig, simulate_cohort
+from hepablate.study import StudyConfig, run_study, study_data
+from hepablate.study.results import summarise
+
+STUDY: dict[str, Any] = {
+    "endpoint": "rfs_24m",
+    "selection": [
+        {"method": "near_zero_variance"},
+        {"method": "univariate", "params": {"fdr": 0.2}},
+    ],
+    "models": [
+        {"name": "logistic", "kind": "logistic"},
+        {"name": "forest", "kind": "random_forest", "grid": {"min_samples_leaf": [5]}},
+    ],
+    "validation": {"folds": 3, "repeats": 1, "bootstrap": 100, "permutations": 0},
+}
+
+
+@dataclass
+class Trained:
+    table: pd.DataFrame
+    result: Any
+    summary: dict[str, Any]
+    bundle: Path
+
+
+def _table(folder: Path, seed: int, n: int) -> pd.DataFrame:
+    cohort_dir = folder / f"cohort{seed}"
+    simulate_cohort(SimulationConfig(n=n, seed=seed, images=False), cohort_dir, workers=1)
+    table = extract(load_cohort(cohort_dir))
+    # A margin that protects: lower for the patients who recurred (what imaging would measure).
+    rng = np.random.default_rng(seed)
+    event = table["outcome.rfs_24m"].fillna(0).to_numpy(dtype=float)
+    table[MARGIN] = 4.0 - 3.0 * event + rng.normal(0.0, 1.0, len(table))
+    return table
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    folder = tmp_path_factory.mktemp("bundle")
+    table = _table(folder, seed=5, n=120)
+    config = StudyConfig.model_validate(STUDY)
+    result = run_study(study_data(table, config), config)
+    summary = summarise(result)
+    bundle = save_bundle(result, summary, folder / "bundle", extraction={"radiomics": None})
+    return Trained(table, result, summary, bundle)
+
+
+def _copy(trained: Trained, tmp_path: Path) -> Path:
+    target = tmp_path / "bundle"
+    shutil.copytree(trained.bundle, target)
+    return target
+
+
+def _rewrite_manifest(bundle: Path, manifest: dict[str, Any]) -> None:
+    """A forged but self-consistent manifest: what a deliberate edit would leave."""
+    import hashlib
+
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    digest = hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
+    (bundle / "manifest.sha256").write_text(digest, encoding="utf-8")
+
+
+def test_the_bundle_holds_the_best_model_and_predicts_as_it_did(trained: Trained) -> None:
+    bundle = load_bundle(trained.bundle)
+    best = trained.summary["comparison"]["ranking"][0]
+    assert bundle.manifest["model"] == best
+    manifest = json.loads((trained.bundle / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["files"]) == {
+        "extraction.json",
+        "study.json",
+        "schema.json",
+        "metrics.json",
+        "thresholds.json",
+        "preparation.skops",
+        "model.skops",
+    }
+    assert all(len(digest) == 64 for digest in manifest["files"].values())
+    assert manifest["versions"]["scikit-learn"] and manifest["versions"]["hepablate"]
+    inputs = bundle.inputs(bundle.rows(trained.table))
+    expected = trained.result.final[best].predict_proba(inputs)[:, 1]
+    np.testing.assert_array_equal(bundle.risk(inputs), expected)
+    low, high = bundle.thresholds["risk_groups"]["cuts"]
+    assert 0 < low < high < 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "manifest.json",
+        "manifest.sha256",
+        "schema.json",
+        "preparation.skops",
+        "model.skops",
+        "metrics.json",
+    ],
+)
+def test_one_changed_byte_is_refused(trained: Trained, tmp_path: Path, name: str) -> None:
+    bundle = _copy(trained, tmp_path)
+    data = bytearray((bundle / name).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (bundle / name).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="manifest.json" if "manifest" in name else name):
+        load_bundle(bundle)
+
+
+def test_an_extra_or_a_missing_file_is_refused(trained: Trained, tmp_path: Path) -> None:
+    bundle = _copy(trained, tmp_path)
+    (bundle / "notes.txt").write_text("hello\n", encoding="utf-8")
+    with pytest.raises(BundleError, match=r"not in the manifest.*notes\.txt"):
+        load_bundle(bundle)
+    (bundle / "notes.txt").unlink()
+    (bundle / "thresholds.json").unlink()
+    with pytest.raises(BundleError, match=r"missing.*thresholds\.json"):
+        load_bundle(bundle)
+
+
+def test_a_skops_file_with_a_type_from_elsewhere_is_refused(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """Even with the manifest's hash updated to match (a self-consistent, crafted bundle)."""
+    import hashlib
+
+    import skops.io as sio
+
+    bundle = _copy(trained, tmp_path)
+    sio.dump({"path": Path("/etc/passwd")}, bundle / "model.skops")
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    digest = hashlib.sha256((bundle / "model.skops").read_bytes()).hexdigest()
+    manifest["files"]["model.skops"] = digest
+    _rewrite_manifest(bundle, manifest)
+    with pytest.raises(BundleError, match=r"model\.skops: holds types from outside.*pathlib"):
+        load_bundle(bundle)
+
+
+def test_another_scikit_learn_minor_version_is_refused(trained: Trained, tmp_path: Path) -> None:
+    bundle = _copy(trained, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    manifest["versions"]["scikit-learn"] = "0.1.0"
+    _rewrite_manifest(bundle, manifest)
+    with pytest.raises(BundleError, match=r"scikit-learn 0\.1\.0"):
+        load_bundle(bundle)
+
+
+def test_prediction_with_contributions_and_a_falling_what_if_curve(trained: Trained) -> None:
+    bundle: Bundle = load_bundle(trained.bundle)
+    assert MARGIN in bundle.schema["selected"]
+    patient = bundle.rows(trained.table).iloc[[0]]
+    prediction = predict_table(bundle, patient)
+    [row] = prediction["predictions"]
+    assert 0.0 <= row["probability"] <= 1.0
+    assert row["risk_group"] in ("low", "intermediate", "high")
+    assert row["uncertainty"] is None and "not an ensemble" in row["uncertainty_method"]
+    features = [c["feature"] for c in row["contributions"]]
+    assert MARGIN in features and features == sorted(
+        features,
+        key=lambda f: (
+            -abs(next(c["contribution"] for c in row["contributions"] if c["feature"] == f))
+        ),
+    )
+    what_if = row["what_if_margin"]
+    assert what_if["available"] and what_if["model_uses_it"] and "not causal" in what_if["note"]
+    risk = np.asarray(what_if["risk"])
+    assert what_if["margin_mm"][0] == 0.0 and what_if["margin_mm"][-1] == 10.0
+    assert risk[0] > risk[-1] + 0.1, risk  # a wider margin, a lower predicted risk
+    assert prediction["validation"]["metric"] == "auc" and prediction["bundle"]["id"]
+    # The contributions of the SHAP explainer add up to the prediction minus the reference's.
+    reference = bundle.schema["reference"]
+    base = patient.copy()
+    for column, value in reference.items():
+        if value is not None:
+            base[column] = value
+    base_risk = float(bundle.risk(bundle.inputs(base))[0])
+    total = sum(c["contribution"] for c in row["contributions"])
+    assert abs(base_risk + total - row["probability"]) < 1e-6
+
+
+def test_predict_cli_refuses_a_tampered_bundle_and_an_invalid_patient(
+    trained: Trained, tmp_path: Path
+) -> None:
+    bundle = _copy(trained, tmp_path)
+    (bundle / "study.json").write_text("{}", encoding="utf-8")
+    patient = tmp_path / "nobody"
+    patient.mkdir()
+    out = tmp_path / "p.json"
+    tampered = CliRunner().invoke(app, ["predict", str(bundle), str(patient), "--out", str(out)])
+    assert tampered.exit_code == 2 and "bundle refused" in tampered.stdout
+    assert "study.json" in tampered.stdout and not out.exists()
+    invalid = CliRunner().invoke(
+        app, ["predict", str(trained.bundle), str(patient), "--out", str(out)]
+    )
+    assert invalid.exit_code == 2 and "cohort.yaml" in invalid.stdout and not out.exists()
