@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 
 DEMO := runs/demo
 
+# Validates the hand-written example, then simulates, extracts, trains (report and bundle) and
+# predicts for a new virtual patient: `hepablate demo` prints where everything is.
 demo: install
 	$(BIN)/hepablate validate $(EXAMPLE)
-	rm -rf $(DEMO)/cohort
-	$(BIN)/hepablate simulate --n 200 --seed 1 --out $(DEMO)/cohort --preview
-	$(BIN)/hepablate validate $(DEMO)/cohort
-	$(BIN)/hepablate extract $(DEMO)/cohort --out $(DEMO)/features.parquet
+	rm -rf $(DEMO)
+	$(BIN)/hepablate demo --out $(DEMO)
 
 test: install system-deps lint typecheck pytest
 
