@@ -66,3 +66,14 @@ def test_simulate_refuses_an_unknown_size(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "small or full" in result.output
+
+
+def test_a_one_patient_cohort_is_valid_and_its_oracle_says_n_a(tmp_path: Path) -> None:
+    """What `hepablate demo` makes for the new patient: a C-index needs two rows."""
+    out = tmp_path / "one"
+
+    result = runner.invoke(app, ["simulate", "--n", "1", "--seed", "10001", "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert "Wrote 1 patients" in result.stdout and "C-index n/a" in result.stdout
+    assert validate_cohort(out).errors == []

@@ -27,7 +27,6 @@ unpickled.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -82,19 +81,10 @@ class BundleError(ValueError):
 def _deep_classes() -> dict[str, Any]:
     """Deep networks a bundle may rebuild from weights (name -> class); nothing else."""
     from hepablate.models.multimodal import MultimodalClassifier
+    from hepablate.models.tabular import DeepDiscreteTime, DeepSurv, MLPClassifier
 
-    classes: dict[str, Any] = {
-        "hepablate.models.multimodal.MultimodalClassifier": (MultimodalClassifier)
-    }
-    try:  # the tabular and survival networks (hepablate.models.deep)
-        deep = importlib.import_module("hepablate.models.deep")
-    except ImportError:
-        return classes
-    for name in getattr(deep, "__all__", ()):
-        value = getattr(deep, name)
-        if isinstance(value, type) and hasattr(value, "from_state"):
-            classes[f"{value.__module__}.{value.__qualname__}"] = value
-    return classes
+    classes = (MultimodalClassifier, MLPClassifier, DeepSurv, DeepDiscreteTime)
+    return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
 
 
 def _versions() -> dict[str, str | None]:

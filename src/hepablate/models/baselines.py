@@ -26,9 +26,13 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "cox": {"alpha": [0.1, 1.0, 10.0, 100.0]},
     "random_survival_forest": {"min_samples_leaf": [5, 15]},
     "gradient_boosting_survival": {"learning_rate": [0.03, 0.1]},
-    # One point: an ensemble of CNNs refitted over inner folds for each candidate would take
-    # most of a study's time on two cores; early stopping on held-out patients tunes its length.
+    # One point for the deep networks: an ensemble refitted over inner folds for each candidate
+    # would take most of a study's time on two cores; early stopping on held-out patients
+    # tunes the training length, weight decay and dropout regularise.
     "multimodal": {"weight_decay": [1e-4]},
+    "mlp": {"weight_decay": [1e-3]},
+    "deep_surv": {"weight_decay": [1e-3]},
+    "deep_discrete": {"weight_decay": [1e-3]},
 }
 
 
@@ -48,6 +52,15 @@ def make_model(kind: str, seed: int = 0) -> BaseEstimator:
         from hepablate.models.multimodal import MultimodalClassifier
 
         return MultimodalClassifier(seed=seed)
+    if kind in ("mlp", "deep_surv", "deep_discrete"):
+        from hepablate.models import tabular
+
+        network = {
+            "mlp": tabular.MLPClassifier,
+            "deep_surv": tabular.DeepSurv,
+            "deep_discrete": tabular.DeepDiscreteTime,
+        }[kind]
+        return network(seed=seed)
     if kind == "cox":
         return CoxPHSurvivalAnalysis(alpha=1.0, ties="efron")
     if kind == "random_survival_forest":

@@ -132,7 +132,8 @@ def _auc(labels: pd.Series, scores: pd.Series) -> float | None:
 
 def _c_index(outcomes: pd.DataFrame, risk: pd.Series) -> float | None:
     known = outcomes.dropna().index
-    if outcomes.loc[known, "event"].astype(bool).sum() == 0:
+    # A C-index needs a pair: one row (a single simulated patient) has none.
+    if len(known) < 2 or outcomes.loc[known, "event"].astype(bool).sum() == 0:
         return None
     return float(
         concordance_index_censored(

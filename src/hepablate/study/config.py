@@ -38,18 +38,21 @@ ModelKind = Literal[
     "gradient_boosting",
     "random_forest",
     "multimodal",  # 3D CNN over the tumour's crops fused with the selected features
+    "mlp",  # tabular network
     # time-to-event endpoints
     "cox",
     "random_survival_forest",
     "gradient_boosting_survival",
+    "deep_surv",  # tabular network, Cox partial likelihood
+    "deep_discrete",  # tabular network, logistic hazard per time interval
 ]
 BINARY_MODELS: frozenset[str] = frozenset(
-    {"logistic", "gradient_boosting", "random_forest", "multimodal"}
+    {"logistic", "gradient_boosting", "random_forest", "multimodal", "mlp"}
 )
 # Deep networks: each is compared with the best of the other models on the same folds.
 DEEP_MODELS: frozenset[str] = frozenset({"multimodal", "mlp", "deep_surv", "deep_discrete"})
 SURVIVAL_MODELS: frozenset[str] = frozenset(
-    {"cox", "random_survival_forest", "gradient_boosting_survival"}
+    {"cox", "random_survival_forest", "gradient_boosting_survival", "deep_surv", "deep_discrete"}
 )
 
 
