@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from hepablate.cli._progress import progress_bar
-from hepablate.cli.validate import EXIT_INVALID, print_report
+from hepablate.cli.validate import EXIT_INVALID, load_cohort_or_exit
 
 __all__ = ["extract"]
 
@@ -54,7 +54,6 @@ def extract(
     file's metadata. Each patient's result is cached as soon as it is done: a rerun only
     extracts what changed, and a run that was stopped resumes.
     """
-    from hepablate.cohort import CohortValidationError, load_cohort
     from hepablate.features.extract import (
         ExtractionConfig,
         ExtractionConfigError,
@@ -64,11 +63,7 @@ def extract(
     from hepablate.parallel import SchedulerError
 
     out_console = Console(highlight=False, soft_wrap=True)
-    try:
-        cohort = load_cohort(cohort_dir)
-    except CohortValidationError as invalid:
-        print_report(invalid.report, out_console)
-        raise typer.Exit(EXIT_INVALID) from None
+    cohort = load_cohort_or_exit(cohort_dir, out_console)
     try:
         config = ExtractionConfig() if config_file is None else load_extraction_config(config_file)
     except ExtractionConfigError as exc:

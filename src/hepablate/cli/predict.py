@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hepablate.cli.validate import EXIT_INVALID, print_report
+from hepablate.cli.validate import EXIT_INVALID, load_cohort_or_exit
 
 __all__ = ["predict"]
 
@@ -34,7 +34,6 @@ def predict(
     """
     from hepablate.bundle import BundleError, load_bundle
     from hepablate.bundle.predict import predict_cohort
-    from hepablate.cohort import CohortValidationError, load_cohort
 
     console = Console(highlight=False, soft_wrap=True)
     try:
@@ -42,11 +41,7 @@ def predict(
     except BundleError as exc:
         console.print(f"[red]ERROR[/] bundle refused: {exc}")
         raise typer.Exit(EXIT_INVALID) from None
-    try:
-        cohort = load_cohort(patient)
-    except CohortValidationError as invalid:
-        print_report(invalid.report, console)
-        raise typer.Exit(EXIT_INVALID) from None
+    cohort = load_cohort_or_exit(patient, console)
     try:
         prediction = predict_cohort(bundle, cohort)
     except BundleError as exc:

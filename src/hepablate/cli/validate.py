@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from hepablate.cli._progress import progress_bar
-from hepablate.cohort import Severity, ValidationReport, validate_cohort
+from hepablate.cohort import Cohort, Severity, ValidationReport, validate_cohort
 
-__all__ = ["EXIT_INVALID", "print_report", "validate"]
+__all__ = ["EXIT_INVALID", "load_cohort_or_exit", "print_report", "validate"]
 
 EXIT_INVALID = 2
 
@@ -42,6 +42,18 @@ def validate(
         print_report(report, Console(highlight=False, soft_wrap=True))
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)
+
+
+def load_cohort_or_exit(cohort_dir: Path, out: Console) -> Cohort:
+    """The validated cohort, or its problems printed and exit code 2 (what every command that
+    reads a cohort does with an invalid one)."""
+    from hepablate.cohort import CohortValidationError, load_cohort
+
+    try:
+        return load_cohort(cohort_dir)
+    except CohortValidationError as invalid:
+        print_report(invalid.report, out)
+        raise typer.Exit(EXIT_INVALID) from None
 
 
 def print_report(report: ValidationReport, out: Console) -> None:

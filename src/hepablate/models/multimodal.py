@@ -26,8 +26,6 @@ study's pipeline passes it; ``crops`` says where the FeatureTable's crops are (i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from torch import nn
 
 from hepablate.features.cache import FeatureCache
+from hepablate.models._ensemble import load_members, member_arrays, torch_threads
 
 __all__ = ["CropSource", "MultimodalClassifier"]
 
@@ -121,16 +120,6 @@ class _Network(nn.Module):
         return (self.wide(tabular) + self.head(fused)).squeeze(1)
 
 
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Binary outcome from a tumour's crops and its tabular features (see the module doc)."""
 
@@ -204,7 +193,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self.pos_weight_ = (len(target) - positives) / max(positives, 1.0)
         self.members_: list[_Network] = []
         self.epochs_: list[int] = []
-        with _torch_threads(self.n_threads):
+        with torch_threads(self.n_threads):
             for member in range(self.n_members):
                 network, epochs = self._fit_member(images, tabular, target, groups, member)
                 self.members_.append(network)
@@ -298,11 +287,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Tensors (every member's weights) for safetensors, and a JSON-able config."""
-        tensors = {
-            f"member{i}.{name}": value.detach().numpy().copy()
-            for i, member in enumerate(self.members_)
-            for name, value in member.state_dict().items()
-        }
+        tensors = member_arrays(self.members_)
         params = self.get_params()
         params["crops"] = None  # where the training crops were; a prediction brings its own
         params["channels"] = list(self.channels)
@@ -337,21 +322,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         model.pos_weight_ = float(fitted["pos_weight_"])
         model.classes_ = np.asarray(fitted["classes_"])
         model.epochs_ = list(fitted["epochs_"])
-        model.members_ = []
-        for i in range(model.n_members):
-            network = model._network()
-            prefix = f"member{i}."
-            state = {
-                k.removeprefix(prefix): torch.from_numpy(np.asarray(v))
-                for k, v in tensors.items()
-                if k.startswith(prefix)
-            }
-            try:
-                network.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise ValueError(f"member {i}: the weights do not fit the network: {exc}") from exc
-            network.eval()
-            model.members_.append(network)
+        model.members_ = load_members(tensors, model.n_members, model._network)
         return model
 
     # --- prediction -------------------------------------------------------------------------
@@ -361,7 +332,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         tabular = torch.from_numpy(self._tabular(X))
         # Prior correction: the positives' weight multiplied the fitted odds by pos_weight_.
         correction = float(np.log(self.pos_weight_)) if self.pos_weight_ > 0 else 0.0
-        with _torch_threads(self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             return np.stack(
                 [m(image, tabular).numpy().astype(float) - correction for m in self.members_]
             )
@@ -384,7 +355,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         study they would leak its outcomes: use them for patients the model did not see.
         """
         image = torch.from_numpy(self._images(X))
-        with _torch_threads(self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             values = np.mean([m.embed(image).numpy() for m in self.members_], axis=0)
         columns = [f"deep.image_{i}" for i in range(values.shape[1])]
         return pd.DataFrame(values, index=X.index, columns=columns)
@@ -397,7 +368,7 @@ class MultimodalClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         image = torch.from_numpy(self._images(X))
         tabular = torch.from_numpy(self._tabular(X))
         attributions = []
-        with _torch_threads(self.n_threads):
+        with torch_threads(self.n_threads):
             for member in self.members_:
                 # Captum repeats the image along with each interpolation step of the inputs.
                 gradients = IntegratedGradients(lambda t, i, net=member: net(i, t))

@@ -22,8 +22,6 @@ saved without pickle (``to_state``: arrays for safetensors and a JSON config).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -35,17 +33,9 @@ from sksurv.functions import StepFunction
 from sksurv.metrics import concordance_index_censored
 from torch import nn
 
+from hepablate.models._ensemble import load_members, member_arrays, torch_threads
+
 __all__ = ["DeepDiscreteTime", "DeepSurv", "MLPClassifier"]
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Body(nn.Module):
@@ -177,7 +167,7 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
         self.members_: list[_Body] = []
         self.epochs_: list[int] = []
         features = torch.from_numpy(inputs)
-        with _torch_threads(self.n_threads):
+        with torch_threads(self.n_threads):
             for member in range(self.n_members):
                 torch.manual_seed(self.seed * 1000 + member)
                 train, held = self._held_out(X, len(inputs), member)
@@ -210,7 +200,7 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
     def _outputs(self, X: Any) -> np.ndarray:
         """Every member's raw output (members x rows x outputs)."""
         features = torch.from_numpy(self._inputs(X))
-        with _torch_threads(self.n_threads), torch.no_grad():
+        with torch_threads(self.n_threads), torch.no_grad():
             return np.stack([m(features).numpy().astype(float) for m in self.members_])
 
     # --- explanations ---------------------------------------------------------------------
@@ -224,7 +214,7 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
 
         features = torch.from_numpy(self._inputs(X))
         attributions = []
-        with _torch_threads(self.n_threads):
+        with torch_threads(self.n_threads):
             for member in self.members_:
                 gradients = IntegratedGradients(lambda x, net=member: net(x).mean(dim=1))
                 attribution = gradients.attribute(features, torch.zeros_like(features), n_steps=32)
@@ -274,11 +264,7 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays (every member's weights, and a head's fitted arrays) and a JSON config."""
-        tensors = {
-            f"member{i}.{name}": value.detach().numpy().copy()
-            for i, member in enumerate(self.members_)
-            for name, value in member.state_dict().items()
-        }
+        tensors = member_arrays(self.members_)
         tensors.update({f"head.{k}": np.asarray(v) for k, v in self._head_arrays().items()})
         config = {
             "class": type(self).__name__,
@@ -307,21 +293,7 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
                 if k.startswith("head.")
             }
         )
-        model.members_ = []
-        for i in range(model.n_members):
-            network = model._network()
-            prefix = f"member{i}."
-            state = {
-                k.removeprefix(prefix): torch.from_numpy(np.asarray(v))
-                for k, v in tensors.items()
-                if k.startswith(prefix)
-            }
-            try:
-                network.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise ValueError(f"member {i}: the weights do not fit the network: {exc}") from exc
-            network.eval()
-            model.members_.append(network)
+        model.members_ = load_members(tensors, model.n_members, model._network)
         return model
 
 
