@@ -88,6 +88,8 @@ def test_threshold_metrics_on_a_hand_made_table() -> None:
     assert result["specificity"]["value"] == pytest.approx(3 / 5)
     assert result["ppv"]["value"] == pytest.approx(4 / 6)
     assert result["npv"]["value"] == pytest.approx(3 / 4)
+    assert result["accuracy"]["value"] == pytest.approx(7 / 10)
+    assert result["f1"]["value"] == pytest.approx(2 * 4 / (2 * 4 + 2 + 1))
     assert result["brier"]["value"] == pytest.approx(np.mean((p - y) ** 2))
 
 

@@ -64,6 +64,8 @@ BINARY_METRICS = (
     ("specificity", "Specificity"),
     ("ppv", "Positive predictive value"),
     ("npv", "Negative predictive value"),
+    ("accuracy", "Accuracy"),
+    ("f1", "F1 score"),
     ("brier", "Brier score"),
     ("calibration_intercept", "Calibration intercept"),
     ("calibration_slope", "Calibration slope"),

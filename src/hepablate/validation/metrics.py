@@ -158,6 +158,9 @@ def _confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, floa
         "specificity": ratio(tn, tn + fp),
         "ppv": ratio(tp, tp + fp),
         "npv": ratio(tn, tn + fn),
+        # What many published models report (e.g. Santos 2015 on the UCI HCC data).
+        "accuracy": ratio(tp + tn, tp + tn + fp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
     }
 
 
@@ -182,8 +185,8 @@ def binary_metrics(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, Any]:
-    """AUC, sensitivity, specificity, PPV, NPV (positive: p >= threshold), Brier score,
-    calibration intercept and slope (Van Calster 2016), each with its percentile CI from
+    """AUC, sensitivity, specificity, PPV, NPV, accuracy, F1 (positive: p >= threshold), Brier
+    score, calibration intercept and slope (Van Calster 2016), each with its percentile CI from
     ``n_bootstrap`` resamples of ``groups`` (patients)."""
     _check_level(level, n_bootstrap)
     y, p = _binary_arrays(y, p)
