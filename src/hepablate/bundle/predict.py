@@ -38,6 +38,15 @@ def predict_cohort(bundle: Bundle, cohort: Any) -> dict[str, Any]:
     from hepablate.features.extract import ExtractionConfig, extract
 
     config = ExtractionConfig.model_validate(bundle.extraction or {})
+    # The same feature values, without what only training uses: the perturbed re-measurements
+    # (they feed the robustness ICC) and, for a model without an image branch, the crops.
+    image_model = "crops" in bundle.pipeline[-1].get_params()
+    config = config.model_copy(
+        update={
+            "robustness": config.robustness.model_copy(update={"fraction": 0.0}),
+            "crops": config.crops.model_copy(update={"enabled": image_model}),
+        }
+    )
     with tempfile.TemporaryDirectory(prefix="hepablate-predict-") as work:
         # A cache folder keeps the crops an image model reads; it is thrown away after.
         table = extract(cohort, config, workers=1, cache=Path(work) / "cache")
