@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
+from hepablate.study import StudyConfig, StudyConfigError, study_data
 from hepablate.study.config import ModelSpec
-from hepablate.study.pipeline import Untuned, make_tuned_model
+from hepablate.study.pipeline import Untuned, make_preparation, make_tuned_model
 
 
 def _data() -> tuple[np.ndarray, np.ndarray]:
@@ -39,3 +42,27 @@ def test_a_grid_of_several_points_is_searched_over_the_inner_folds() -> None:
     tuned.fit(X, y)
     assert len(tuned.cv_results_["params"]) == 2
     assert tuned.best_params_["C"] in (0.01, 1.0)
+
+
+def test_log_columns_are_log1p_then_imputed_and_standardised() -> None:
+    X = pd.DataFrame({"afp": [1.0, 9.0, 99.0, np.nan, 999.0], "age": [50.0, 60, 70, 80, 90]})
+    prepared = make_preparation(X, log=["afp"]).fit_transform(X)
+    logged = np.log1p(X["afp"])
+    filled = logged.fillna(logged.median())
+    expected = (filled - filled.mean()) / filled.std(ddof=0)
+    np.testing.assert_allclose(prepared["afp"], expected)
+    assert sorted(prepared.columns) == ["afp", "age"]
+
+
+def test_a_log_column_with_negative_values_is_named() -> None:
+    table = pd.DataFrame(
+        {
+            "group": ["P1", "P2", "P3", "P4", "P5", "P6"],
+            "clin.afp_ng_ml": [1.0, -2.0, 3.0, 4.0, 5.0, 6.0],
+            "clin.age": [50.0, 60, 70, 80, 90, 55],
+            "outcome.death": [0, 1, 0, 1, 0, 1],
+        }
+    )
+    config = StudyConfig.model_validate({"endpoint": "death", "features": {"log": ["clin.afp*"]}})
+    with pytest.raises(StudyConfigError, match=r"features\.log: clin\.afp_ng_ml has negative"):
+        study_data(table, config)

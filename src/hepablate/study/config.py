@@ -73,6 +73,8 @@ class FeatureSources(_Strict):
     clinical: tuple[str, ...] = ("clin.*",)
     # Always kept by every selector (names after encoding: a category becomes name_level).
     force: tuple[str, ...] = ()
+    # Numeric columns taken as log(1 + x) before imputation and scaling (skewed labs: AFP).
+    log: tuple[str, ...] = ()
 
 
 class SelectionStep(_Strict):

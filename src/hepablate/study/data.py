@@ -37,6 +37,7 @@ class StudyData:
     table: pd.DataFrame | None = None  # the analysed rows of the FeatureTable (for table 1)
     # Where the FeatureTable's deep-model crops are (its attrs), for image models; None: none.
     crops: dict[str, Any] | None = None
+    log: list[str] = field(default_factory=list)  # columns taken as log(1 + x) (features.log)
 
     @property
     def events(self) -> np.ndarray:
@@ -190,4 +191,18 @@ def study_data(table: pd.DataFrame, config: StudyConfig) -> StudyData:
         excluded_rows=int((~known).sum()),
         table=rows,
         crops=table.attrs.get("hepablate", {}).get("crops"),
+        log=_log_columns(X, config.features.log),
     )
+
+
+def _log_columns(X: pd.DataFrame, patterns: tuple[str, ...]) -> list[str]:
+    """The candidate columns of ``features.log``: numeric and never negative, or an error."""
+    columns = _matching([str(c) for c in X.columns], patterns)
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(X[column]):
+            raise StudyConfigError(f"features.log: {column} is not numeric")
+        if (X[column].dropna() < 0).any():
+            raise StudyConfigError(
+                f"features.log: {column} has negative values; log(1 + x) needs x >= 0"
+            )
+    return columns

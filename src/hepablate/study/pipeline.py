@@ -19,7 +19,7 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (regist
 from sklearn.impute import IterativeImputer, SimpleImputer
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from hepablate.models.baselines import DEFAULT_GRIDS, make_model
 from hepablate.study.config import ModelSpec, SelectionStep
@@ -35,18 +35,34 @@ __all__ = [
 ]
 
 
-def make_preparation(X: pd.DataFrame, imputation: str = "median") -> ColumnTransformer:
-    """Impute and scale numeric columns, impute and one-hot encode the others."""
+def make_preparation(
+    X: pd.DataFrame, imputation: str = "median", log: list[str] | tuple[str, ...] = ()
+) -> ColumnTransformer:
+    """Impute and scale numeric columns (``log`` ones as log(1 + x) first), impute and one-hot
+    encode the others."""
     categorical = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
-    numeric = [c for c in X.columns if c not in categorical]
-    imputer: BaseEstimator = (
-        IterativeImputer(max_iter=10, random_state=0, keep_empty_features=True)
-        if imputation == "iterative"
-        else SimpleImputer(strategy="median", keep_empty_features=True)
-    )
+    logged = [c for c in X.columns if c in set(log) and c not in categorical]
+    numeric = [c for c in X.columns if c not in categorical and c not in logged]
+
+    def imputer() -> BaseEstimator:
+        if imputation == "iterative":
+            return IterativeImputer(max_iter=10, random_state=0, keep_empty_features=True)
+        return SimpleImputer(strategy="median", keep_empty_features=True)
+
     steps = []
     if numeric:
-        steps.append(("num", Pipeline([("impute", imputer), ("scale", StandardScaler())]), numeric))
+        steps.append(
+            ("num", Pipeline([("impute", imputer()), ("scale", StandardScaler())]), numeric)
+        )
+    if logged:
+        log1p = FunctionTransformer(np.log1p, feature_names_out="one-to-one")
+        steps.append(
+            (
+                "log",
+                Pipeline([("log", log1p), ("impute", imputer()), ("scale", StandardScaler())]),
+                logged,
+            )
+        )
     if categorical:
         steps.append(
             (
@@ -100,9 +116,10 @@ def make_selection(
     icc: dict[str, float],
     force: tuple[str, ...],
     imputation: str,
+    log: list[str] | tuple[str, ...] = (),
 ) -> Pipeline:
     """``prepare`` followed by the selectors (fit with ``fit_selection``)."""
-    parts: list[tuple[str, Any]] = [("prepare", make_preparation(X, imputation))]
+    parts: list[tuple[str, Any]] = [("prepare", make_preparation(X, imputation, log))]
     names = selector_names(steps)
     parts += [(n, _selector(s, icc, force)) for n, s in zip(names, steps, strict=True)]
     pipeline = Pipeline(parts)

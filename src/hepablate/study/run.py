@@ -170,7 +170,8 @@ def _fit_predict(
 def _prepare(data: StudyData, config: StudyConfig, clinical: bool) -> Pipeline:
     X = data.X[data.clinical] if clinical else data.X
     if clinical:
-        pipeline = Pipeline([("prepare", make_preparation(X, config.validation.imputation))])
+        preparation = make_preparation(X, config.validation.imputation, data.log)
+        pipeline = Pipeline([("prepare", preparation)])
         pipeline.set_output(transform="pandas")
         return pipeline
     return make_selection(
@@ -179,6 +180,7 @@ def _prepare(data: StudyData, config: StudyConfig, clinical: bool) -> Pipeline:
         icc=data.icc,
         force=config.features.force,
         imputation=config.validation.imputation,
+        log=data.log,
     )
 
 
