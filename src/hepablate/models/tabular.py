@@ -309,17 +309,15 @@ class MLPClassifier(ClassifierMixin, _TabularNetwork):  # type: ignore[misc]
         positives = float(target.sum())
         self.pos_weight_ = (len(target) - positives) / max(positives, 1.0)
         inputs = self._fit_inputs(X)
-        self._bce = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(self.pos_weight_))
         self._train(X, inputs, {"y": torch.from_numpy(target)})
         return self
 
     def _loss(
         self, output: torch.Tensor, target: dict[str, torch.Tensor], rows: np.ndarray
     ) -> torch.Tensor:
-        bce = getattr(self, "_bce", None) or nn.BCEWithLogitsLoss(
-            pos_weight=torch.tensor(self.pos_weight_)
+        return nn.functional.binary_cross_entropy_with_logits(
+            output[:, 0], target["y"][rows], pos_weight=torch.tensor(self.pos_weight_)
         )
-        return bce(output[:, 0], target["y"][rows])
 
     def _logits(self, X: Any) -> np.ndarray:
         # Prior correction: the positives' weight multiplied the fitted odds by pos_weight_.
