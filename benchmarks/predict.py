@@ -12,6 +12,7 @@ curve), and the prediction alone on the extracted FeatureTable. Prints p50 and p
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +40,11 @@ def main() -> None:
     loading = time.perf_counter() - start
     cohort = load_cohort(args.patient)
     whole, alone = [], []
-    table = extract(cohort, ExtractionConfig.model_validate(bundle.extraction or {}))
+    work = tempfile.TemporaryDirectory()
+    # With a cache folder, as `hepablate predict` extracts (an image model reads its crops there).
+    table = extract(
+        cohort, ExtractionConfig.model_validate(bundle.extraction or {}), cache=Path(work.name)
+    )
     for _ in range(args.runs):
         start = time.perf_counter()
         predict_cohort(bundle, cohort)
@@ -53,6 +58,7 @@ def main() -> None:
     print("\n| step | runs | p50 (s) | p90 (s) |\n|---|---|---|---|")
     print(_row("extraction + prediction (what `hepablate predict` does after loading)", whole))
     print(_row("prediction alone (contributions and what-if included)", alone))
+    work.cleanup()
 
 
 if __name__ == "__main__":

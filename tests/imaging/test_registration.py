@@ -30,11 +30,19 @@ def _volumes(folder: Path):  # type: ignore[no-untyped-def]
     ]
 
 
-def test_rigid_registration_recovers_the_true_motion(patient) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "config",
+    [
+        RegistrationConfig(),  # cropped to the livers, gradients at the samples only
+        RegistrationConfig(crop_margin_mm=None, gradient_filter=True),  # whole images
+    ],
+    ids=["cropped", "whole"],
+)
+def test_rigid_registration_recovers_the_true_motion(patient, config) -> None:  # type: ignore[no-untyped-def]
     folder, matrix, translation = patient
     pre, post, liver, post_liver = _volumes(folder)
 
-    result = register(pre, post, fixed_liver=liver, moving_liver=post_liver)
+    result = register(pre, post, fixed_liver=liver, moving_liver=post_liver, config=config)
 
     # Points across the liver land where the true motion puts them, within 1 mm.
     points = np.array([[-40.0, 0.0, 0.0], [20.0, -20.0, 10.0], [0.0, 30.0, -30.0]])
@@ -91,3 +99,21 @@ def test_registration_is_identical_whatever_the_callers_thread_count(patient) ->
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous)
     assert parameters[0] == parameters[1] == parameters[2]
+
+
+def test_cropping_keeps_every_voxel_where_it_is(patient) -> None:  # type: ignore[no-untyped-def]
+    from hepablate.imaging.registration import _cropped
+
+    folder, _, _ = patient
+    pre, _, liver, _ = _volumes(folder)
+
+    image, cut_liver = _cropped(pre.to_sitk(), liver, 20.0)
+
+    assert image.GetSize() == cut_liver.to_sitk().GetSize()
+    assert np.prod(image.GetSize()) < pre.array.size  # smaller than the scan
+    assert int(cut_liver.array.sum()) == int(liver.array.sum())  # the whole liver kept
+    # The same physical point holds the same value in the cut and the whole image.
+    index = tuple(int(i) for i in np.argwhere(cut_liver.array > 0)[0][::-1])
+    point = image.TransformIndexToPhysicalPoint(index)
+    whole = pre.to_sitk()
+    assert image[index] == whole[whole.TransformPhysicalPointToIndex(point)]

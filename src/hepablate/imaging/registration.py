@@ -1,10 +1,13 @@
 """Registration of the post-ablation CT onto the pre-ablation CT (SimpleITK).
 
-Rigid (Euler 3-D) with Mattes mutual information, sampled inside the dilated liver of the
-pre-ablation CT, multi-resolution, started from the alignment of the two liver masks' centres of
-mass when both are given. An optional B-spline stage follows. Every result carries its quality:
-the Dice of the liver masks after registration, and ``ok`` false when it is below the
-configured minimum, so that a failed registration is flagged and never used silently.
+Rigid (Euler 3-D) with Mattes mutual information, sampled inside the dilated liver of the pre-
+ablation CT, multi-resolution, started from the alignment of the two liver masks' centres of
+mass when both are given; then both images are first cut to their liver plus a margin, and the
+metric's gradients are taken at the sampled points only (benchmarks/registration.py: 1.6-2x
+faster than whole images with ITK's gradient filter, the same error against the true motion). An
+optional B-spline stage follows. Every result carries its quality: the Dice of the liver masks
+after registration, and ``ok`` false when it is below the configured minimum, so that a failed
+registration is flagged and never used silently.
 
 The transform maps a point of the pre-ablation (fixed) frame to the post-ablation (moving)
 frame, as ITK's resampling uses it: ``resample_onto(post_mask, pre_grid, transform)`` brings the
@@ -38,6 +41,18 @@ class RegistrationConfig(BaseModel):
     shrink_factors: tuple[int, ...] = (4, 2, 1)
     smoothing_sigmas_mm: tuple[float, ...] = (2.0, 1.0, 0.0)
     iterations: int = Field(default=200, ge=1)
+    # Regular-step gradient descent: the first step of every level, and the step below which a
+    # level stops (physical units: mm, and radians scaled to mm by the optimizer's scales).
+    learning_rate: float = Field(default=2.0, gt=0)
+    min_step: float = Field(default=1e-3, gt=0)
+    # Image gradients for the metric: computed over the whole of both images at every level
+    # (ITK's gradient filter), or only at the sampled points (central differences).
+    gradient_filter: bool = False
+    # With liver masks, both images are cropped to their liver's bounding box plus this margin
+    # before registering (the metric only samples the fixed liver); None registers the whole
+    # images. The margin covers the mask dilation, the smoothing and the residual motion once
+    # the livers' centres are aligned.
+    crop_margin_mm: float | None = Field(default=20.0, gt=0)
     deformable: bool = False
     bspline_mesh_mm: float = Field(default=50.0, gt=0)
     min_liver_dice: float = Field(default=0.85, ge=0, le=1)
@@ -90,6 +105,18 @@ def _binary(volume: Volume) -> sitk.Image:
     return sitk.Cast(volume.to_sitk() > 0, sitk.sitkUInt8)
 
 
+def _cropped(image: sitk.Image, liver: Volume, margin_mm: float) -> tuple[sitk.Image, Volume]:
+    """``image`` and ``liver`` cut to the liver's bounding box plus ``margin_mm`` (same frame)."""
+    where = np.argwhere(liver.array > 0)
+    if where.size == 0:
+        return image, liver
+    pad = np.ceil(margin_mm / np.asarray(liver.spacing_mm[::-1])).astype(int)  # array order
+    low = np.maximum(where.min(axis=0) - pad, 0)
+    high = np.minimum(where.max(axis=0) + pad + 1, liver.array.shape)
+    z, y, x = (slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+    return image[x, y, z], Volume.from_sitk(liver.to_sitk()[x, y, z])
+
+
 @contextmanager
 def _itk_threads(threads: int) -> Iterator[None]:
     """ITK's default thread count set for the filters created inside (the metric uses it)."""
@@ -124,6 +151,10 @@ def _register(
 ) -> RegistrationResult:
     fixed_image = _windowed(fixed, config.window_hu)
     moving_image = _windowed(moving, config.window_hu)
+    fixed_crop = fixed_liver
+    if fixed_liver is not None and moving_liver is not None and config.crop_margin_mm:
+        fixed_image, fixed_crop = _cropped(fixed_image, fixed_liver, config.crop_margin_mm)
+        moving_image, _ = _cropped(moving_image, moving_liver, config.crop_margin_mm)
     if fixed_liver is not None and moving_liver is not None:
         initial = sitk.CenteredTransformInitializer(
             _binary(fixed_liver),
@@ -144,15 +175,18 @@ def _register(
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(config.sampling_fraction, config.seed)
     method.SetNumberOfThreads(config.threads)
+    if not config.gradient_filter:
+        method.MetricUseFixedImageGradientFilterOff()
+        method.MetricUseMovingImageGradientFilterOff()
     fixed_mask = None
-    if fixed_liver is not None:
+    if fixed_crop is not None:
         radius = [max(1, round(config.mask_dilation_mm / s)) for s in fixed.spacing_mm]
-        fixed_mask = sitk.BinaryDilate(_binary(fixed_liver), radius)
+        fixed_mask = sitk.BinaryDilate(_binary(fixed_crop), radius)
         method.SetMetricFixedMask(fixed_mask)
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0,
-        minStep=1e-3,
+        learningRate=config.learning_rate,
+        minStep=config.min_step,
         numberOfIterations=config.iterations,
         gradientMagnitudeTolerance=1e-6,
     )
