@@ -45,9 +45,26 @@ def _encoded(X: pd.DataFrame) -> pd.DataFrame:
     return pd.get_dummies(X.fillna(X.median(numeric_only=True)), drop_first=True).astype(float)
 
 
+def test_numeric_embeddings_learn_a_periodic_effect_the_plain_mlp_misses() -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(600, 3)), columns=["a", "b", "c"])
+    lp = 2.5 * np.sin(2 * X["a"]) + 1.0 * X["b"]
+    y = (rng.random(600) < 1 / (1 + np.exp(-lp))).astype(int)
+    auc = {}
+    for embedding in (0, 8):
+        model = MLPClassifier(**FAST, embedding=embedding).fit(X[:400], y[:400])
+        auc[embedding] = roc_auc_score(y[400:], model.predict_proba(X[400:])[:, 1])
+    logistic = LogisticRegression().fit(X[:400], y[:400])
+    linear = roc_auc_score(y[400:], logistic.predict_proba(X[400:])[:, 1])
+    # Measured: logistic 0.650, plain MLP 0.822, with periodic embeddings 0.856.
+    assert auc[8] > auc[0] + 0.02 and auc[0] > linear + 0.1, (auc, linear)
+    assert MLPClassifier().embedding == 8  # embeddings are the default
+
+
 def test_the_classifier_learns_like_a_logistic_model_and_handles_gaps() -> None:
     X, y = _binary()
-    model = MLPClassifier(**FAST).fit(X[:350], y[:350])
+    # Without numeric embeddings: on a truly linear effect the wide term is all it needs.
+    model = MLPClassifier(**FAST, embedding=0).fit(X[:350], y[:350])
     probability = model.predict_proba(X[350:])[:, 1]
     assert np.isfinite(probability).all() and ((probability > 0) & (probability < 1)).all()
     auc = roc_auc_score(y[350:], probability)
@@ -99,3 +116,28 @@ def test_the_study_kinds_make_the_networks_with_their_parameters() -> None:
     discrete = clone(DeepDiscreteTime(n_intervals=7, hidden=8))
     assert isinstance(make_model("deep_discrete"), DeepDiscreteTime)
     assert (discrete.n_intervals, discrete.hidden) == (7, 8)
+
+
+def test_verbose_training_drives_a_progress_bar_per_member(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.progress import Progress
+
+    updates: list[tuple[int, int]] = []
+    original = Progress.update
+
+    def update(self: Progress, task: Any, **fields: Any) -> None:
+        updates.append((int(task), int(fields["completed"])))
+        original(self, task, **fields)
+
+    monkeypatch.setattr(Progress, "update", update)
+    X, y = _binary()
+    model = MLPClassifier(n_members=2, epochs=30, patience=5, verbose=True).fit(X, y)
+    for member in range(2):
+        epochs = [done for task, done in updates if task == member]
+        # One update per epoch trained, up to the early stop or the last epoch.
+        assert epochs == list(range(1, len(epochs) + 1))
+        assert model.epochs_[member] <= len(epochs) <= 30
+    assert not [u for u in updates if u[0] > 1]
+    quiet: list[tuple[int, int]] = []
+    monkeypatch.setattr(Progress, "update", lambda self, task, **f: quiet.append(task))
+    MLPClassifier(n_members=1, epochs=5).fit(X, y)
+    assert quiet == []

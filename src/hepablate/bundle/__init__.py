@@ -80,10 +80,16 @@ class BundleError(ValueError):
 
 def _deep_classes() -> dict[str, Any]:
     """Deep networks a bundle may rebuild from weights (name -> class); nothing else."""
-    from hepablate.models.multimodal import MultimodalClassifier
+    from hepablate.models.multimodal import MultimodalClassifier, MultimodalSurvival
     from hepablate.models.tabular import DeepDiscreteTime, DeepSurv, MLPClassifier
 
-    classes = (MultimodalClassifier, MLPClassifier, DeepSurv, DeepDiscreteTime)
+    classes = (
+        MultimodalClassifier,
+        MultimodalSurvival,
+        MLPClassifier,
+        DeepSurv,
+        DeepDiscreteTime,
+    )
     return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
 
 

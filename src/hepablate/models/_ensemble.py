@@ -1,5 +1,5 @@
-"""What the deep networks share: their thread setting, and their members' weights as plain
-arrays (for safetensors) and back."""
+"""What the deep networks share: their thread setting, their training progress bar, and their
+members' weights as plain arrays (for safetensors) and back."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["load_members", "member_arrays", "torch_threads"]
+__all__ = ["load_members", "member_arrays", "torch_threads", "training_progress"]
 
 Network = TypeVar("Network", bound=nn.Module)
 
@@ -25,6 +25,37 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextmanager
+def training_progress(
+    show: bool, label: str, n_members: int, epochs: int
+) -> Iterator[Callable[[int, int, float], None]]:
+    """Yield ``step(member, epoch, held_out_loss)``; with ``show``, it drives a progress bar on
+    stderr (one task per member, up to ``epochs`` each; gone when training ends)."""
+    if not show:
+        yield lambda member, epoch, loss: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("held-out loss {task.fields[loss]}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        tasks = [
+            bar.add_task(f"{label} member {i + 1}/{n_members}", total=epochs, loss="-")
+            for i in range(n_members)
+        ]
+
+        def step(member: int, epoch: int, loss: float) -> None:
+            bar.update(tasks[member], completed=epoch, loss=f"{loss:.4f}")
+
+        yield step
 
 
 def member_arrays(members: list[Network]) -> dict[str, np.ndarray]:

@@ -27,23 +27,49 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from rtdl_num_embeddings import PeriodicEmbeddings
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit
 from sksurv.functions import StepFunction
 from sksurv.metrics import concordance_index_censored
 from torch import nn
 
-from hepablate.models._ensemble import load_members, member_arrays, torch_threads
+from hepablate.models._ensemble import (
+    load_members,
+    member_arrays,
+    torch_threads,
+    training_progress,
+)
+from hepablate.models._survival import breslow, cox_loss, survival_curves, survival_target
 
 __all__ = ["DeepDiscreteTime", "DeepSurv", "MLPClassifier"]
 
 
 class _Body(nn.Module):
-    def __init__(self, n_inputs: int, n_outputs: int, hidden: int, dropout: float) -> None:
+    """``wide(x) + out(mlp(x'))``, where ``x'`` is ``x`` with its first ``n_numeric`` columns
+    replaced by their periodic embeddings (``embedding`` numbers per column; 0: none)."""
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        hidden: int,
+        dropout: float,
+        n_numeric: int = 0,
+        embedding: int = 0,
+    ) -> None:
         super().__init__()
         self.wide = nn.Linear(n_inputs, n_outputs)
+        self.n_numeric = n_numeric if embedding > 0 else 0
+        self.embed: nn.Module | None = None
+        deep_inputs = n_inputs
+        if self.n_numeric:
+            # PLR embeddings (Gorishniy et al., NeurIPS 2022): sin/cos of learnt frequencies,
+            # then a linear layer and ReLU, per numeric column.
+            self.embed = PeriodicEmbeddings(self.n_numeric, embedding, n_frequencies=16, lite=False)
+            deep_inputs = n_inputs - self.n_numeric + self.n_numeric * embedding
         self.deep = nn.Sequential(
-            nn.Linear(n_inputs, hidden),
+            nn.Linear(deep_inputs, hidden),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(hidden, hidden),
@@ -55,7 +81,11 @@ class _Body(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.wide(x) + self.out(self.deep(x))
+        deep = x
+        if self.embed is not None:
+            numbers = self.embed(x[:, : self.n_numeric]).flatten(1)
+            deep = torch.cat([numbers, x[:, self.n_numeric :]], dim=1)
+        return self.wide(x) + self.out(self.deep(deep))
 
 
 class _IntervalBody(_Body):
@@ -63,8 +93,16 @@ class _IntervalBody(_Body):
     risk of the inputs (the discrete-time analogue of proportional hazards), so the intervals
     share what the covariates do instead of fitting it 20 times over."""
 
-    def __init__(self, n_inputs: int, n_intervals: int, hidden: int, dropout: float) -> None:
-        super().__init__(n_inputs, 1, hidden, dropout)
+    def __init__(
+        self,
+        n_inputs: int,
+        n_intervals: int,
+        hidden: int,
+        dropout: float,
+        n_numeric: int = 0,
+        embedding: int = 0,
+    ) -> None:
+        super().__init__(n_inputs, 1, hidden, dropout, n_numeric, embedding)
         self.baseline = nn.Parameter(torch.zeros(n_intervals))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,6 +123,8 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
         n_members: int = 5,
         seed: int = 0,
         n_threads: int = 2,
+        embedding: int = 8,
+        verbose: bool = False,
     ) -> None:
         self.hidden = hidden
         self.dropout = dropout
@@ -95,6 +135,8 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
         self.n_members = n_members
         self.seed = seed
         self.n_threads = n_threads
+        self.embedding = embedding
+        self.verbose = verbose
 
     # --- inputs -------------------------------------------------------------------------
 
@@ -147,7 +189,14 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
         raise NotImplementedError
 
     def _network(self) -> _Body:
-        return _Body(self.n_inputs_, self._n_outputs(), self.hidden, self.dropout)
+        return _Body(
+            self.n_inputs_,
+            self._n_outputs(),
+            self.hidden,
+            self.dropout,
+            len(self.numeric_),
+            self.embedding,
+        )
 
     def _held_out(self, X: Any, n: int, member: int) -> tuple[np.ndarray, np.ndarray]:
         seed = self.seed * 1000 + member
@@ -167,7 +216,11 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
         self.members_: list[_Body] = []
         self.epochs_: list[int] = []
         features = torch.from_numpy(inputs)
-        with torch_threads(self.n_threads):
+        label = type(self).__name__
+        with (
+            torch_threads(self.n_threads),
+            training_progress(self.verbose, label, self.n_members, self.epochs) as progress,
+        ):
             for member in range(self.n_members):
                 torch.manual_seed(self.seed * 1000 + member)
                 train, held = self._held_out(X, len(inputs), member)
@@ -185,6 +238,7 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
                     network.eval()
                     with torch.no_grad():
                         score = float(self._loss(network(features[held]), target, held))
+                    progress(member, epoch + 1, score)
                     if score < best - 1e-5:
                         best, best_epoch, waited = score, epoch + 1, 0
                         best_state = {k: v.clone() for k, v in network.state_dict().items()}
@@ -347,18 +401,10 @@ class MLPClassifier(ClassifierMixin, _TabularNetwork):  # type: ignore[misc]
         self.pos_weight_ = float(fitted["pos_weight_"])
 
 
-def _survival_target(y: Any) -> tuple[np.ndarray, np.ndarray]:
-    names = y.dtype.names
-    if not names or len(names) != 2:
-        raise ValueError("y must be a structured array of (event, time), as in scikit-survival")
-    # Fields of a structured array are strided views: copies, for torch.from_numpy.
-    return np.array(y[names[0]], dtype=bool), np.array(y[names[1]], dtype=float)
-
-
 class _SurvivalNetwork(_TabularNetwork):
     def score(self, X: Any, y: Any) -> float:
         """Harrell's C-index of the predicted risk."""
-        event, time = _survival_target(y)
+        event, time = survival_target(y)
         return float(concordance_index_censored(event, time, self.predict(X))[0])
 
     def predict_uncertainty(self, X: Any) -> np.ndarray:
@@ -377,7 +423,7 @@ class DeepSurv(_SurvivalNetwork):
     """Cox partial likelihood on a network's log hazard ratio (study kind ``deep_surv``)."""
 
     def fit(self, X: Any, y: Any) -> DeepSurv:
-        event, time = _survival_target(y)
+        event, time = survival_target(y)
         inputs = self._fit_inputs(X)
         self._train(X, inputs, {"event": torch.from_numpy(event), "time": torch.from_numpy(time)})
         self._breslow(inputs, event, time)
@@ -387,39 +433,21 @@ class DeepSurv(_SurvivalNetwork):
         self, output: torch.Tensor, target: dict[str, torch.Tensor], rows: np.ndarray
     ) -> torch.Tensor:
         """Negative Cox partial log-likelihood (Breslow ties), averaged over the events."""
-        risk = output[:, 0]
-        time, event = target["time"][rows], target["event"][rows]
-        order = torch.argsort(time, descending=True)
-        risk, time, event = risk[order], time[order], event[order]
-        log_cumulative = torch.logcumsumexp(risk, dim=0)
-        # Tied times share the risk set of their earliest member: the last index of each tie.
-        _, counts = torch.unique_consecutive(time, return_counts=True)
-        last = torch.cumsum(counts, dim=0) - 1
-        log_risk_set = torch.repeat_interleave(log_cumulative[last], counts)
-        events = event.float().sum().clamp(min=1.0)
-        return -((risk - log_risk_set) * event.float()).sum() / events
+        return cox_loss(output[:, 0], target["time"][rows], target["event"][rows])
 
     def _breslow(self, inputs: np.ndarray, event: np.ndarray, time: np.ndarray) -> None:
         """Breslow's baseline cumulative hazard of each member, at the training event times."""
         features = torch.from_numpy(inputs)
-        self.times_ = np.unique(time[event])
-        hazards = []
         with torch.no_grad():
-            for member in self.members_:
-                risk = np.exp(member(features).numpy()[:, 0].astype(float))
-                at_risk = np.array([risk[time >= t].sum() for t in self.times_])
-                deaths = np.array([(event & (time == t)).sum() for t in self.times_])
-                hazards.append(np.cumsum(deaths / at_risk))
-        self.baseline_ = np.asarray(hazards)
+            risk = np.stack([m(features).numpy()[:, 0].astype(float) for m in self.members_])
+        self.times_, self.baseline_ = breslow(risk, event, time)
 
     def _member_risk(self, X: Any) -> np.ndarray:
         return self._outputs(X)[:, :, 0]
 
     def predict_survival_function(self, X: Any) -> np.ndarray:
         """Per row, S(t) = mean over members of exp(-H0(t) exp(f(x)))."""
-        risk = np.exp(self._member_risk(X))  # members x rows
-        survival = np.exp(-risk[:, :, None] * self.baseline_[:, None, :]).mean(axis=0)
-        return np.asarray([StepFunction(self.times_, s) for s in survival])
+        return survival_curves(self._member_risk(X), self.times_, self.baseline_)
 
     def _head_arrays(self) -> dict[str, np.ndarray]:
         return {"times": self.times_, "baseline": self.baseline_}
@@ -444,6 +472,8 @@ class DeepDiscreteTime(_SurvivalNetwork):
         n_members: int = 5,
         seed: int = 0,
         n_threads: int = 2,
+        embedding: int = 8,
+        verbose: bool = False,
     ) -> None:
         super().__init__(
             hidden,
@@ -455,11 +485,20 @@ class DeepDiscreteTime(_SurvivalNetwork):
             n_members,
             seed,
             n_threads,
+            embedding,
+            verbose,
         )
         self.n_intervals = n_intervals
 
     def _network(self) -> _Body:
-        body = _IntervalBody(self.n_inputs_, len(self.cuts_) - 1, self.hidden, self.dropout)
+        body = _IntervalBody(
+            self.n_inputs_,
+            len(self.cuts_) - 1,
+            self.hidden,
+            self.dropout,
+            len(self.numeric_),
+            self.embedding,
+        )
         start = getattr(self, "_baseline_start", None)
         if start is not None:  # training: start at the empirical hazard of each interval
             with torch.no_grad():
@@ -467,7 +506,7 @@ class DeepDiscreteTime(_SurvivalNetwork):
         return body
 
     def fit(self, X: Any, y: Any) -> DeepDiscreteTime:
-        event, time = _survival_target(y)
+        event, time = survival_target(y)
         quantiles = np.linspace(0, 1, self.n_intervals + 1)[1:]
         cuts = np.unique(np.quantile(time[event], quantiles)) if event.any() else [time.max()]
         self.cuts_ = np.concatenate([[0.0], cuts])

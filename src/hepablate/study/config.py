@@ -45,14 +45,24 @@ ModelKind = Literal[
     "gradient_boosting_survival",
     "deep_surv",  # tabular network, Cox partial likelihood
     "deep_discrete",  # tabular network, logistic hazard per time interval
+    "multimodal_surv",  # the multimodal network with a Cox partial-likelihood head
 ]
 BINARY_MODELS: frozenset[str] = frozenset(
     {"logistic", "gradient_boosting", "random_forest", "multimodal", "mlp"}
 )
 # Deep networks: each is compared with the best of the other models on the same folds.
-DEEP_MODELS: frozenset[str] = frozenset({"multimodal", "mlp", "deep_surv", "deep_discrete"})
+DEEP_MODELS: frozenset[str] = frozenset(
+    {"multimodal", "mlp", "deep_surv", "deep_discrete", "multimodal_surv"}
+)
 SURVIVAL_MODELS: frozenset[str] = frozenset(
-    {"cox", "random_survival_forest", "gradient_boosting_survival", "deep_surv", "deep_discrete"}
+    {
+        "cox",
+        "random_survival_forest",
+        "gradient_boosting_survival",
+        "deep_surv",
+        "deep_discrete",
+        "multimodal_surv",
+    }
 )
 
 
