@@ -1,19 +1,19 @@
 """Issue 6's acceptance check: on a virtual cohort with images, selection finds the simulator's
 drivers of local progression and the best model comes close to the oracle.
 
-200 patients give about 30 progressions within two years. That is enough for the margin and the
-perivascular location (odds ratios of 0.7 per mm and 2) but not for the two weakest drivers,
-size over 30 mm (odds ratio 2 for a fifth of the tumours) and the tumour's texture (the latent
-aggressiveness, odds ratio 1.6 per SD, seen through scanner noise): on this seed their
-univariate p-values are 0.04 and 0.9. They are checked on 500 patients by
-``benchmarks/study_virtual.py`` (docs/benchmarks.md), which takes too long for CI.
+500 patients (about 75 progressions within two years), because the two weakest drivers need
+them: size over 30 mm (odds ratio 2 for a fifth of the tumours) and the tumour's texture (the
+latent aggressiveness, odds ratio 1.6 per SD, seen through scanner noise). On 200 patients
+(seed 11) their univariate p-values were 0.04 and 0.9, and only the margin and the
+perivascular location could be asserted.
 
-The whole chain runs as a user runs it: ``simulate_cohort`` (200 patients, CT and masks), the
-extraction with the shipped light config (geometry, first-order radiomics of the tumour and
-its ring), then the shipped study config ``virtual_ltp_24m`` (its baselines, one repeat, no
+The whole chain runs as a user runs it: ``simulate_cohort`` (CT and masks), the extraction with
+the shipped light config (geometry, first-order radiomics of the tumour and its ring), then the
+shipped study config ``virtual_ltp_24m`` (its baselines, one repeat of five folds, no
 permutation run, to keep CI short; the multimodal network is measured in docs/benchmarks.md).
 The seed was not used to choose the config: the selection pipeline was chosen on ``--seed 1``
-(docs/benchmarks.md, "Study on the virtual cohort").
+(docs/benchmarks.md, "Study on the virtual cohort"), and this seed is the one the 200-patient
+version of this test used before.
 Only this evaluation reads ``truth.csv`` (through the oracle).
 """
 
@@ -31,6 +31,7 @@ from hepablate.cohort import load_cohort
 from hepablate.features.extract import extract, load_extraction_config
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import (
+    LTP_DRIVERS,
     NOISE_COLUMNS,
     driver_columns,
     driver_shares,
@@ -43,6 +44,7 @@ from hepablate.study.results import summarise
 from hepablate.study.run import StudyResult
 
 SEED = 11
+PATIENTS = 500
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Acceptance:
 @pytest.fixture(scope="module")
 def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Acceptance:
     cohort_dir = tmp_path_factory.mktemp("acceptance") / "cohort"
-    simulate_cohort(SimulationConfig(n=200, seed=SEED), cohort_dir, workers=2)
+    simulate_cohort(SimulationConfig(n=PATIENTS, seed=SEED), cohort_dir, workers=2)
     extraction = load_extraction_config(configs.path("light_extraction"))
     extraction = extraction.model_copy(
         update={"crops": extraction.crops.model_copy(update={"enabled": False})}
@@ -75,12 +77,10 @@ def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Acceptance:
 
 
 @pytest.mark.slow
-def test_selection_finds_the_strong_drivers_and_few_noise_columns(
-    acceptance: Acceptance,
-) -> None:
+def test_selection_finds_every_driver_and_few_noise_columns(acceptance: Acceptance) -> None:
     measures = driver_columns(acceptance.table, read_truth(acceptance.cohort_dir))
     shares = driver_shares(acceptance.result.selected, measures)
-    for driver in ("margin", "perivascular"):
+    for driver in LTP_DRIVERS:  # margin, size, perivascular location, texture
         assert shares[driver] >= 0.8, (driver, shares)
     for column in NOISE_COLUMNS:
         assert shares[column] <= 0.4, (column, shares)

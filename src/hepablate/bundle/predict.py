@@ -121,8 +121,9 @@ def _contributions(bundle: Bundle, row: pd.DataFrame) -> tuple[list[dict[str, An
             {"feature": str(c), "value": _plain(prepared[c].iloc[0]), "contribution": float(v)}
             for c, v in zip(prepared.columns, values, strict=True)
         ]
+        output = "log hazard ratio" if bundle.survival else "log-odds"
         return contributions, (
-            "integrated gradients of the log-odds over the model's (standardised) inputs, from "
+            f"integrated gradients of the {output} over the model's (standardised) inputs, from "
             "the training mean"
         )
     used = _used_columns(bundle)
