@@ -1,6 +1,7 @@
 """`hepablate predict` end to end on images: a virtual cohort with CT and masks, the light
 extraction with crops, a study whose bundle holds the image network with the survival head
-(``multimodal_surv``), then a new virtual patient through the command line, as a user runs it.
+(``multimodal_surv``), then a new virtual patient through the command line, as a user runs it;
+then the same bundle as the image encoder of an extraction (``deep.image_*`` columns).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from hepablate import configs
-from hepablate.bundle import load_bundle, save_bundle
+from hepablate.bundle import BundleError, load_bundle, save_bundle
 from hepablate.cli import app
 from hepablate.cohort import load_cohort
-from hepablate.features.extract import extract, load_extraction_config
+from hepablate.features.extract import DeepEncoder, extract, load_extraction_config
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, run_study, study_data
 from hepablate.study.results import summarise
@@ -78,3 +79,19 @@ def test_predict_on_a_new_virtual_patient_with_an_image_survival_bundle(tmp_path
     assert row["contribution_method"].startswith("integrated gradients of the log hazard ratio")
     curve = row["what_if_margin"]
     assert curve["available"] and len(curve["risk"]) == len(curve["margin_mm"])
+
+    # The same network as an image encoder: deep.image_* columns of the new patient's tumour.
+    bundle = load_bundle(bundle_dir)
+    with_encoder = extraction.model_copy(update={"deep": DeepEncoder(bundle=bundle_dir)})
+    cache = tmp_path / "new_cache"
+    described = extract(load_cohort(new_patient), with_encoder, cache=cache)
+    columns = [c for c in described.columns if c.startswith("deep.")]
+    assert columns == [f"deep.image_{i}" for i in range(SMALL_NETWORK["embedding"][0])]
+    encoder = bundle.pipeline[-1].set_params(crops=described.attrs["hepablate"]["crops"])
+    np.testing.assert_allclose(described[columns].to_numpy(), encoder.embed(described).to_numpy())
+    assert described.attrs["hepablate"]["deep_encoder"]["id"] == bundle.id
+    wrong = DeepEncoder(bundle=bundle_dir, id="0" * 64)
+    with pytest.raises(BundleError, match="not the configured"):
+        extract(
+            load_cohort(new_patient), extraction.model_copy(update={"deep": wrong}), cache=cache
+        )

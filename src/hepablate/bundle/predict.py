@@ -40,7 +40,8 @@ def predict_cohort(bundle: Bundle, cohort: Any) -> dict[str, Any]:
     config = ExtractionConfig.model_validate(bundle.extraction or {})
     # The same feature values, without what only training uses: the perturbed re-measurements
     # (they feed the robustness ICC) and, for a model without an image branch, the crops.
-    image_model = "crops" in bundle.pipeline[-1].get_params()
+    # (Deep features from an encoder bundle need the crops too.)
+    image_model = "crops" in bundle.pipeline[-1].get_params() or config.deep is not None
     config = config.model_copy(
         update={
             "robustness": config.robustness.model_copy(update={"fraction": 0.0}),

@@ -54,6 +54,7 @@ def extract(
     file's metadata. Each patient's result is cached as soon as it is done: a rerun only
     extracts what changed, and a run that was stopped resumes.
     """
+    from hepablate.bundle import BundleError
     from hepablate.features.extract import (
         ExtractionConfig,
         ExtractionConfigError,
@@ -82,7 +83,7 @@ def extract(
                 cache=cache_dir,
                 progress=advance,
             )
-    except SchedulerError as exc:
+    except (SchedulerError, ExtractionConfigError, BundleError) as exc:
         out_console.print(f"[red]ERROR[/] {exc}")
         raise typer.Exit(EXIT_INVALID) from None
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,7 @@ from hepablate.imaging.registration import RegistrationConfig, register, resampl
 from hepablate.parallel import run_tasks
 
 __all__ = [
+    "DeepEncoder",
     "ExtractionConfig",
     "ExtractionConfigError",
     "ImageNames",
@@ -77,6 +78,19 @@ class ImageNames(BaseModel):
     vessels: str = "vessels"
 
 
+class DeepEncoder(BaseModel):
+    """The image encoder of a trained image network (a bundle of kind ``multimodal`` or
+    ``multimodal_surv``) whose embedding of each tumour's crops become ``deep.image_*``
+    columns. It must have been trained on other patients than the ones it describes here:
+    otherwise their outcomes leak into the features."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bundle: Path
+    # The bundle's id (SHA-256 of its manifest): a different bundle at that path is refused.
+    id: str | None = None
+
+
 class ExtractionConfig(BaseModel):
     """Everything that decides the features; stored with the FeatureTable and the bundle."""
 
@@ -95,6 +109,8 @@ class ExtractionConfig(BaseModel):
     morphology_regions: tuple[Region, ...] = ("tumour", "ablation")
     robustness: RobustnessConfig = RobustnessConfig()
     crops: CropConfig = CropConfig()
+    # ``deep.image_*`` columns from a trained image network's encoder (needs the crops).
+    deep: DeepEncoder | None = None
 
 
 class ExtractionConfigError(ValueError):
@@ -394,12 +410,17 @@ def extract(
         axis=1,
     )
     if cohort.tumours is None or schema.tables.tumours is None:
+        if config.deep is not None:
+            raise ExtractionConfigError(
+                "deep: the image encoder describes tumours, and this cohort has no tumour table"
+            )
         table = patients.copy()
         table.insert(0, "centre", cohort.centres())
         table.insert(0, "group", list(table.index))
         table = pd.concat([table, _outcome_columns(cohort, table.index)], axis=1)
         return _with_metadata(table, cohort, config)
 
+    encoder = None if config.deep is None else _deep_encoder(config, cache)
     index = cohort.tumours.index
     tumour_ids = index.to_frame(index=False).groupby(PATIENT_INDEX)[TUMOUR_INDEX].apply(tuple)
     tasks = [
@@ -410,7 +431,8 @@ def extract(
         if p in tumour_ids.index
     ]
     store = FeatureCache(cache) if cache is not None else None
-    config_json = config.model_dump(mode="json")
+    # The deep features are computed after the per-patient results: not part of their key.
+    config_json = config.model_dump(mode="json", exclude={"deep"})
     keys = [patient_key(config_json, task.paths) for task in tasks]
     results: dict[str, PatientResult] = {}
     todo = []
@@ -460,6 +482,53 @@ def extract(
         }
     failed = sorted(pid for pid, r in results.items() if r.error)
     table.attrs["hepablate"]["failed_patients"] = failed
+    if encoder is not None:
+        table = _with_deep_features(table, encoder)
+    return table
+
+
+def _deep_encoder(config: ExtractionConfig, cache: Path | None) -> Any:
+    """The encoder bundle of ``config.deep``, checked before any patient is extracted."""
+    from hepablate.bundle import BundleError, load_bundle
+
+    assert config.deep is not None
+    if not config.crops.enabled or cache is None:
+        raise ExtractionConfigError(
+            "deep: the encoder reads each tumour's crops: enable crops and extract with a cache"
+        )
+    bundle = load_bundle(config.deep.bundle)
+    if config.deep.id is not None and bundle.id != config.deep.id:
+        raise BundleError(
+            f"deep: {config.deep.bundle} is bundle {bundle.id[:12]}, not the configured "
+            f"{config.deep.id[:12]}"
+        )
+    if not hasattr(bundle.pipeline[-1], "embed"):
+        raise BundleError(
+            f"deep: {config.deep.bundle} holds a {bundle.manifest['kind']} model, which has no "
+            "image encoder (multimodal and multimodal_surv have one)"
+        )
+    return bundle
+
+
+def _with_deep_features(table: pd.DataFrame, bundle: Any) -> pd.DataFrame:
+    """``deep.image_*`` columns: the encoder bundle's embedding of every tumour with crops."""
+    crops = table.attrs["hepablate"]["crops"]
+    model = bundle.pipeline[-1]
+    model.set_params(crops=crops)
+    with_crops = table.index[
+        table.index.get_level_values(PATIENT_INDEX).isin(list(crops.get("keys") or {}))
+    ]
+    embedded = model.embed(table.loc[with_crops])
+    attrs = table.attrs
+    table = pd.concat([table, embedded.reindex(table.index)], axis=1)
+    table.attrs = attrs
+    table.attrs["hepablate"]["deep_encoder"] = {
+        "bundle": str(bundle.path),
+        "id": bundle.id,
+        "model": bundle.manifest["model"],
+        "kind": bundle.manifest["kind"],
+        "columns": list(embedded.columns),
+    }
     return table
 
 
