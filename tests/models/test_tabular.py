@@ -89,6 +89,13 @@ def test_the_same_seed_gives_the_same_network_and_the_state_round_trips() -> Non
     name = next(k for k in tensors if k.endswith("wide.weight"))
     with pytest.raises(ValueError, match="do not fit the network"):
         MLPClassifier.from_state({**tensors, name: np.zeros((2, 2), np.float32)}, config)
+    # A state saved before the embeddings existed has no `embedding` parameter: it had none.
+    plain = MLPClassifier(**FAST, embedding=0).fit(X, y)
+    tensors, config = plain.to_state()
+    del config["params"]["embedding"]
+    older = MLPClassifier.from_state(tensors, config)
+    assert older.embedding == 0
+    np.testing.assert_array_equal(older.predict_proba(X), plain.predict_proba(X))
 
 
 @pytest.mark.parametrize("network", [DeepSurv, DeepDiscreteTime])

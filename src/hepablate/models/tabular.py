@@ -338,7 +338,10 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
         """The fitted estimator ``to_state`` described; refuses weights that do not fit."""
         if config.get("class") != cls.__name__:
             raise ValueError(f"state of {config.get('class')!r}, not {cls.__name__}")
-        model = cls(**config["params"])
+        params = dict(config["params"])
+        # Saved before numeric embeddings existed (hepablate 0.1.0 bundles of 2026-11-23).
+        params.setdefault("embedding", 0)
+        model = cls(**params)
         model._restore(config["fitted"])
         model._restore_head(
             {
