@@ -55,9 +55,11 @@ def test_three_regions_per_tumour_with_config_and_icc_in_metadata(table: pd.Data
     assert set(icc) <= radiomics
     assert len(icc) >= 0.9 * len(radiomics)
     assert all(-1.0 <= v <= 1.0 for v in icc.values())
-    # The simulator's tumours share one intensity distribution, so one-voxel mask changes move a
-    # region's mean (about 4 HU at 1.5 mm voxels) as much as tumours differ: a low ICC is honest.
-    assert icc["rad.tumour.stat.mean"] < 0.75
+    # One-voxel mask changes move every tumour's mean alike (about 4 HU at 1.5 mm voxels) and
+    # keep their order: ICC(3,1), the default, does not count that shared shift (measured 0.86
+    # here), ICC(1,1) does (0.28: tumours differ about as much as the shift).
+    assert robustness["method"].startswith("ICC(3,1)")
+    assert icc["rad.tumour.stat.mean"] > 0.75
 
 
 def test_crops_cover_the_tumour_at_fixed_physical_size(table: pd.DataFrame, virtual: Path) -> None:

@@ -1,13 +1,20 @@
-"""ICC(1,1) and the perturbations behind the radiomics robustness figures."""
+"""ICC(3,1), ICC(1,1) and the perturbations behind the radiomics robustness figures."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hepablate.features.robustness import RobustnessConfig, icc_1_1, perturbed_masks
+from hepablate.features.robustness import (
+    RobustnessConfig,
+    icc_1_1,
+    icc_3_1,
+    perturbed_masks,
+    robustness_icc,
+)
 
-# Shrout & Fleiss (1979), Table 2: six targets rated by four judges; their ICC(1,1) is 0.17.
+# Shrout & Fleiss (1979), Table 2: six targets rated by four judges; their Table 4 gives
+# ICC(1,1) 0.17 and ICC(3,1) 0.71.
 SHROUT_FLEISS = np.array(
     [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]],
     dtype=float,
@@ -18,6 +25,21 @@ def test_icc_reproduces_shrout_and_fleiss() -> None:
     values = SHROUT_FLEISS[:, :, None]
 
     assert icc_1_1(values)[0] == pytest.approx(0.1657, abs=5e-4)
+    assert icc_3_1(values)[0] == pytest.approx(0.7148, abs=5e-4)
+
+
+def test_a_shift_shared_by_every_subject_counts_only_against_icc_1_1() -> None:
+    rng = np.random.default_rng(1)
+    subjects = rng.normal(0, 10, size=(40, 1))
+    # Each perturbation moves every subject alike (a dilation taking in brighter tissue).
+    shifted = subjects + np.array([0.0, -8.0, 15.0, 12.0]) + rng.normal(0, 1, size=(40, 4))
+    measurements = {f"T{i}": [{"rad.x": float(v)} for v in row] for i, row in enumerate(shifted)}
+
+    consistency = robustness_icc(measurements, ["rad.x"], "3,1")["rad.x"]
+    one_way = robustness_icc(measurements, ["rad.x"], "1,1")["rad.x"]
+
+    assert consistency > 0.98 and one_way < 0.75
+    assert RobustnessConfig().icc == "3,1"
 
 
 def test_icc_is_one_without_perturbation_effect_and_low_for_pure_noise() -> None:

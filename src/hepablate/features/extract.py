@@ -538,7 +538,9 @@ def _robustness(
     measurements = {k: v for r in results.values() for k, v in r.perturbed.items()}
     tumours = {k.rsplit(":", 1)[0] for k in measurements}
     summary: dict[str, Any] = {
-        "method": "ICC(1,1) over original, " + ", ".join(PERTURBATIONS) + " (Zwanenburg 2019)",
+        "method": f"ICC({config.robustness.icc}) over original, "
+        + ", ".join(PERTURBATIONS)
+        + " (perturbations after Zwanenburg 2019)",
         "n_tumours": len(tumours),
         "icc": {},
     }
@@ -551,7 +553,7 @@ def _robustness(
         )
     else:
         columns = [c for c in table.columns if str(c).startswith("rad.")]
-        summary["icc"] = robustness_icc(measurements, columns)
+        summary["icc"] = robustness_icc(measurements, columns, config.robustness.icc)
     return summary
 
 
