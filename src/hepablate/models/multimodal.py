@@ -20,10 +20,9 @@ So the network begins where the linear baseline is, and early stopping keeps wha
 and the dense branch add on held-out patients.
 
 Training: Adam with weight decay; early stopping on a held-out 20% of the training *patients*;
-MONAI augmentation
-(random flips and axial quarter turns, applied to CT and masks together, and Gaussian noise on
-the CT channels); a deep ensemble of ``n_members`` networks, seeded, whose spread is the
-predictive uncertainty.
+MONAI augmentation (random flips and axial quarter turns, applied to CT and masks together, and
+Gaussian noise on the CT channels); a deep ensemble of ``n_members`` networks, seeded, whose
+spread is the predictive uncertainty.
 
 The estimator follows scikit-learn: ``X`` is a DataFrame indexed by (patient, tumour), as the
 study's pipeline passes it; ``crops`` says where the FeatureTable's crops are (its
