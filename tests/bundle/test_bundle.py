@@ -199,6 +199,33 @@ def test_prediction_with_contributions_and_a_falling_what_if_curve(trained: Trai
     assert abs(base_risk + total - row["probability"]) < 1e-6
 
 
+def test_inputs_outside_the_training_data_are_reported(trained: Trained) -> None:
+    bundle: Bundle = load_bundle(trained.bundle)
+    training = trained.result.data.X  # the rows the model was fitted on (known endpoint)
+    low, high = bundle.schema["ranges"][MARGIN]
+    assert (low, high) == pytest.approx(tuple(training[MARGIN].quantile([0.01, 0.99])))
+    patient = bundle.rows(trained.table).iloc[[0]]
+
+    def checks(margin: float) -> list[dict[str, Any]]:
+        [row] = predict_table(bundle, patient.assign(**{MARGIN: margin}))["predictions"]
+        return [c for c in row["input_checks"] if c["feature"] == MARGIN]
+
+    missing, outside, inside = checks(np.nan), checks(high + 5.0), checks((low + high) / 2)
+    assert [c["check"] for c in missing] == ["missing"]
+    assert f"median ({bundle.schema['reference'][MARGIN]:.4g})" in missing[0]["message"]
+    assert [c["check"] for c in outside] == ["out_of_range"] and outside[0]["value"] == high + 5
+    assert inside == []
+    # A category no training row had, on a categorical input.
+    column = next(c for c, t in bundle.schema["types"].items() if t == "category")
+    seen = bundle.schema["levels"][column]
+    assert seen and set(training[column].dropna().astype(str)) == set(seen)
+    odd = bundle.inputs(patient.assign(**{column: "never seen"}))
+    [checks] = bundle.input_checks(odd, [column])
+    assert [c["check"] for c in checks] == ["unseen_category"] and seen[0] in checks[0]["message"]
+    [none] = bundle.input_checks(bundle.inputs(patient.assign(**{column: seen[0]})), [column])
+    assert none == []
+
+
 def test_predict_cli_refuses_a_tampered_bundle_and_an_invalid_patient(
     trained: Trained, tmp_path: Path
 ) -> None:

@@ -8,8 +8,10 @@
 - ``extraction.json``: the ExtractionConfig the FeatureTable was made with (null for a tabular
   cohort), so a new patient is measured exactly as the training rows were;
 - ``study.json``: the study config as run; ``schema.json``: the FeatureTable columns the model
-  reads, their types and the training medians/modes (the reference patient of the
-  explanations and what-if curves: summary values, not a patient's row);
+  reads, their types, the training medians/modes (the reference patient of the
+  explanations and what-if curves: summary values, not a patient's row), each numeric
+  column's 1st-99th percentile range and each categorical column's levels (what a new
+  patient's inputs are checked against);
 - ``metrics.json``: the model's cross-validated metrics with CIs, the comparison and the
   permutation check; ``thresholds.json``: the decision threshold and the risk-group cut points
   (tertiles of the out-of-fold predictions);
@@ -152,6 +154,25 @@ def _reference(inputs: pd.DataFrame) -> dict[str, Any]:
     return reference
 
 
+# The share of training values outside the range a new patient's value is checked against.
+RANGE_QUANTILES = (0.01, 0.99)
+
+
+def _training_domain(inputs: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per numeric column its central 98% of training values (the 1st and 99th percentiles,
+    not any one patient's value), per categorical column the categories seen in training."""
+    ranges: dict[str, Any] = {}
+    levels: dict[str, Any] = {}
+    for column in inputs.columns:
+        values = inputs[column].dropna()
+        if pd.api.types.is_numeric_dtype(inputs[column]):
+            quantiles = [float(values.quantile(q)) for q in RANGE_QUANTILES]
+            ranges[column] = None if values.empty else quantiles
+        else:
+            levels[column] = sorted({str(v) for v in values})
+    return ranges, levels
+
+
 def save_bundle(
     result: Any,
     summary: dict[str, Any],
@@ -179,6 +200,7 @@ def save_bundle(
     oof = oof[~np.isnan(oof)]
     cuts = [float(np.quantile(oof, 1 / 3)), float(np.quantile(oof, 2 / 3))]
     scored = summary["models"][name]
+    ranges, levels = _training_domain(inputs)
     _json(out / "extraction.json", extraction)
     _json(out / "study.json", result.config.model_dump(mode="json"))
     _json(
@@ -191,6 +213,9 @@ def save_bundle(
                     for c in columns
                 },
                 "reference": _reference(inputs),
+                "ranges": ranges,
+                "ranges_source": "1st and 99th percentiles of the training values",
+                "levels": levels,
                 "selected": [str(c) for c in pipeline[:-1].get_feature_names_out()],
                 "rows": "tumour" if isinstance(data.X.index, pd.MultiIndex) else "patient",
             }
@@ -313,6 +338,59 @@ class Bundle:
         if missing:
             raise BundleError(f"the FeatureTable lacks the model's columns {missing}")
         return coerce_features(table[self.schema["columns"]])
+
+    def input_checks(self, inputs: pd.DataFrame, columns: list[str]) -> list[list[dict[str, Any]]]:
+        """Per row of ``inputs``, what in its ``columns`` lies outside what the model was
+        trained on: a missing value (the preparation imputes the training median or mode), a
+        number outside the training values' 1st-99th percentiles (the model extrapolates), a
+        category no training row had (encoded as none of the known ones). Bundles written
+        before ranges and levels were recorded are checked for missing values only."""
+        ranges = self.schema.get("ranges") or {}
+        levels = self.schema.get("levels") or {}
+        reference = self.schema.get("reference") or {}
+        checks: list[list[dict[str, Any]]] = []
+        for _, row in inputs.iterrows():
+            found: list[dict[str, Any]] = []
+            for column in columns:
+                value = row[column]
+                if pd.isna(value):
+                    imputed = reference.get(column)
+                    if isinstance(imputed, float):
+                        imputed = f"{imputed:.4g}"
+                    found.append(
+                        {
+                            "feature": column,
+                            "value": None,
+                            "check": "missing",
+                            "message": f"{column} is missing; the model imputed the training "
+                            f"{'median' if column in ranges else 'mode'} ({imputed})",
+                        }
+                    )
+                elif ranges.get(column) is not None:
+                    low, high = ranges[column]
+                    if not low <= float(value) <= high:
+                        found.append(
+                            {
+                                "feature": column,
+                                "value": float(value),
+                                "check": "out_of_range",
+                                "message": f"{column} = {float(value):g} is outside the training "
+                                f"range {low:g} to {high:g} (1st-99th percentile): the model "
+                                "extrapolates",
+                            }
+                        )
+                elif column in levels and str(value) not in levels[column]:
+                    found.append(
+                        {
+                            "feature": column,
+                            "value": str(value),
+                            "check": "unseen_category",
+                            "message": f"{column} = {value!r} was not seen in training "
+                            f"({', '.join(levels[column])}): encoded as none of them",
+                        }
+                    )
+            checks.append(found)
+        return checks
 
     def set_crops(self, crops: dict[str, Any] | None) -> None:
         """Point an image model at a FeatureTable's crops (the new patient's)."""

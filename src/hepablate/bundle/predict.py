@@ -8,12 +8,15 @@ explainer) of the probability over the FeatureTable columns the model uses, agai
 bundle's reference patient (training medians and modes; no training patient's row is stored).
 The what-if curve replaces the minimal ablative margin and holds every other input, the other
 margin measures and the images included: it describes the model, not what an ablation would
-do.
+do. Input checks list, per tumour, each input the model uses that is missing (imputed), outside
+the training values' 1st-99th percentiles or a category training never saw: where the
+prediction rests on more than the training data showed.
 """
 
 from __future__ import annotations
 
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +163,16 @@ def predict_table(bundle: Bundle, table: pd.DataFrame) -> dict[str, Any]:
     table = bundle.rows(table)
     bundle.set_crops(table.attrs.get("hepablate", {}).get("crops"))
     inputs = bundle.inputs(table)
+    checks = bundle.input_checks(inputs, _used_columns(bundle))
+    with warnings.catch_warnings():
+        # An unseen category is reported per row in input_checks, not as scikit-learn's warning.
+        warnings.filterwarnings("ignore", message="Found unknown categories", category=UserWarning)
+        return _predict(bundle, table, inputs, checks)
+
+
+def _predict(
+    bundle: Bundle, table: pd.DataFrame, inputs: pd.DataFrame, checks: list[list[dict[str, Any]]]
+) -> dict[str, Any]:
     risk = bundle.risk(inputs)
     estimator = bundle.pipeline[-1]
     prepared = bundle.pipeline[:-1].transform(inputs)
@@ -198,6 +211,7 @@ def predict_table(bundle: Bundle, table: pd.DataFrame) -> dict[str, Any]:
                 "contributions": contributions,
                 "contribution_method": method,
                 "what_if_margin": _what_if(bundle, row),
+                "input_checks": checks[i],
             }
         )
     metrics = bundle.metrics["metrics"]

@@ -30,7 +30,8 @@ def predict(
     curve over the achieved minimal ablative margin (model-based, not causal).
 
     The bundle is verified first (hashes, versions); the patient is validated and measured by
-    the bundle's own extraction settings.
+    the bundle's own extraction settings. Inputs the model uses that are missing (imputed),
+    outside the training range or an unseen category are listed under each tumour.
     """
     from hepablate.bundle import BundleError, load_bundle
     from hepablate.bundle.predict import predict_cohort
@@ -66,4 +67,6 @@ def predict(
             f"{row['patient_id']}{tumour}: {what} {value:.3f}{spread}, {row['risk_group']} "
             f"risk; main contributions: {top}"
         )
+        for check in row["input_checks"]:
+            console.print(f"  [yellow]CHECK[/] {check['message']}")
     console.print(f"  prediction: {out}")
