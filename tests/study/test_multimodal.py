@@ -19,6 +19,7 @@ from sksurv.metrics import concordance_index_censored
 from sksurv.util import Surv
 
 from hepablate.features.cache import FeatureCache, PatientResult
+from hepablate.models import multimodal
 from hepablate.models.multimodal import CropSource, MultimodalClassifier, MultimodalSurvival
 from hepablate.report.study import _deep_sentences
 from hepablate.study import StudyConfig, run_study
@@ -138,6 +139,18 @@ def test_embedding_and_explanation(fitted: dict[str, Any]) -> None:
     assert attributions.shape == (20, 2)
     strength = np.abs(attributions).mean(axis=0)
     assert strength[0] > 2 * strength[1], strength  # the informative column, not the noise
+
+
+@pytest.mark.slow
+def test_batched_inference_gives_the_same_outputs(
+    fitted: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, X = fitted["model"], fitted["X"]
+    whole = model.predict_proba(X)
+    embedding = model.embed(X)
+    monkeypatch.setattr(multimodal, "INFERENCE_BATCH", 7)  # 160 rows: 23 batches, 6 left
+    np.testing.assert_allclose(model.predict_proba(X), whole, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.embed(X), embedding, rtol=1e-5, atol=1e-6)
 
 
 def test_a_patient_without_crops_is_named(tmp_path: Path) -> None:

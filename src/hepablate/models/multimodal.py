@@ -64,6 +64,8 @@ __all__ = ["CropSource", "MultimodalClassifier", "MultimodalSurvival"]
 # CT channels are windowed to soft tissue and scaled to about [-1, 1]; masks stay 0/1.
 _HU_WINDOW = (-100.0, 250.0)
 _CT_CHANNELS = (0, 3)
+# Rows per forward pass when predicting, embedding or computing the Breslow baseline.
+INFERENCE_BATCH = 256
 
 
 class CropSource:
@@ -367,10 +369,18 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
 
     def _member_outputs(self, X: pd.DataFrame) -> np.ndarray:
         """Every member's raw output (members x rows)."""
-        image = torch.from_numpy(self._images(X))
-        tabular = torch.from_numpy(self._tabular(X))
+        return self._outputs(self._images(X), self._tabular(X))
+
+    def _outputs(self, images: np.ndarray, tabular: np.ndarray) -> np.ndarray:
+        """Every member's raw output (members x rows), ``INFERENCE_BATCH`` rows at a time, so
+        memory holds one batch's activations whatever the number of tumours."""
+        chunks = []
         with torch_threads(self.n_threads), torch.no_grad():
-            return np.stack([m(image, tabular).numpy().astype(float) for m in self.members_])
+            for start in range(0, len(images), INFERENCE_BATCH):
+                image = torch.from_numpy(images[start : start + INFERENCE_BATCH])
+                table = torch.from_numpy(tabular[start : start + INFERENCE_BATCH])
+                chunks.append(np.stack([m(image, table).numpy() for m in self.members_]))
+        return np.concatenate(chunks, axis=1).astype(float)
 
     def embed(self, X: pd.DataFrame) -> pd.DataFrame:
         """The image encoder's output, averaged over the members: the ``deep.*`` columns.
@@ -378,9 +388,13 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
         Computed by a model fitted on labelled patients, so as candidate features of another
         study they would leak its outcomes: use them for patients the model did not see.
         """
-        image = torch.from_numpy(self._images(X))
+        images = self._images(X)
+        chunks = []
         with torch_threads(self.n_threads), torch.no_grad():
-            values = np.mean([m.embed(image).numpy() for m in self.members_], axis=0)
+            for start in range(0, len(images), INFERENCE_BATCH):
+                image = torch.from_numpy(images[start : start + INFERENCE_BATCH])
+                chunks.append(np.mean([m.embed(image).numpy() for m in self.members_], axis=0))
+        values = np.concatenate(chunks, axis=0)
         columns = [f"deep.image_{i}" for i in range(values.shape[1])]
         return pd.DataFrame(values, index=X.index, columns=columns)
 
@@ -517,10 +531,7 @@ class MultimodalSurvival(_MultimodalNetwork):
         event, time = survival_target(y)
         images, tabular, groups = self._prepare(X)
         self._train(images, tabular, {"event": event, "time": time}, groups)
-        with torch_threads(self.n_threads), torch.no_grad():
-            image, table = torch.from_numpy(images), torch.from_numpy(tabular)
-            risk = np.stack([m(image, table).numpy().astype(float) for m in self.members_])
-        self.times_, self.baseline_ = breslow(risk, event, time)
+        self.times_, self.baseline_ = breslow(self._outputs(images, tabular), event, time)
         return self
 
     def _loss(self, output: torch.Tensor, target: dict[str, torch.Tensor]) -> torch.Tensor:
