@@ -10,7 +10,7 @@ selection frequency of every noise column, and the best model's cross-validated 
 oracle's on the same rows (hepablate.simulate.oracle; only evaluation code reads truth.csv).
 Exits 1 when issue 6's criterion (every driver in >= 80% of folds, few noise columns, the best
 model within 0.05 of the oracle) is not met. The CI test (tests/study/test_virtual_acceptance.py)
-checks the strong drivers on 200 patients; the weak ones need more, e.g.
+runs the baselines with one repeat on 500 patients (seed 11); with three repeats, e.g.
 
     hepablate simulate --n 500 --seed 21 --out sim500
     hepablate extract sim500 --config src/hepablate/configs/light_extraction.yaml --out s500.parquet
