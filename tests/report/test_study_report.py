@@ -432,6 +432,44 @@ def test_permutation_runs_are_read_in_plain_words(
     assert "below chance" in verdicts[2][1] and "A leak would raise it" in verdicts[2][1]
 
 
+def test_a_category_a_training_set_lacks_is_recorded_and_reported(tmp_path: Path) -> None:
+    """One patient with an aetiology no other patient has: in each repeat, the split that tests
+    that patient records it (with the column's name), scikit-learn's nameless warning does not
+    show, and the report says it."""
+    import warnings
+
+    table = feature_table()
+    lone = table["group"] == "P007"
+    table.loc[lone, "clin.aetiology"] = "HDV"
+    settings = {**BINARY, "models": BINARY["models"][:1]}
+    settings["validation"] = {**BINARY["validation"], "permutations": 0}
+    config = StudyConfig.model_validate(settings)
+    data = study_data(table, config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_study(data, config, refit=False)
+    assert not [w for w in caught if "unknown categories" in str(w.message)]
+    rows = int((data.groups == "P007").sum())
+    testing = [s.label for s in result.splits if "P007" in set(data.groups[s.test])]
+    assert [u["split"] for u in result.unseen] == testing and len(testing) == 2
+    for entry in result.unseen:
+        assert entry["columns"] == {"clin.aetiology": {"values": ["HDV"], "rows": rows}}
+    write_outputs(result, tmp_path)
+    recorded = _metrics(tmp_path)["validation"]["unseen_categories"]
+    assert recorded == result.unseen
+    text = _text(render_report(tmp_path))
+    assert "test rows had a category their training set lacked" in text
+    assert f"clin.aetiology: HDV ({rows} rows)" in text
+
+
+def test_no_unseen_category_no_sentence(
+    binary_run: tuple[Path, StudyData, dict[str, Path]],
+) -> None:
+    run_dir, _, paths = binary_run
+    assert _metrics(run_dir)["validation"]["unseen_categories"] == []
+    assert "training set lacked" not in _text(paths["report_html"].read_text(encoding="utf-8"))
+
+
 # --- the PDF ---------------------------------------------------------------------------------
 
 

@@ -842,6 +842,16 @@ def _context(run_dir: Path) -> dict[str, Any]:
             "columns": len(missingness),
             "share": None if missing_share is None else f"{missing_share * 100:.1f}",
         },
+        "unseen": [
+            {
+                "split": entry["split"],
+                "columns": "; ".join(
+                    f"{column}: {', '.join(found['values'])} ({found['rows']} rows)"
+                    for column, found in entry["columns"].items()
+                ),
+            }
+            for entry in validation.get("unseen_categories") or []
+        ],
         "metric": METRIC_NAMES[summary["comparison"]["metric"]],
         "best": best,
         "comparison": _comparison(summary, survival),

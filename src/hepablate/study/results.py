@@ -319,6 +319,10 @@ def summarise(result: StudyResult) -> dict[str, Any]:
             "threshold": threshold,
             "threshold_source": threshold_source,
             "evaluation_times_months": None if result.times is None else result.times.tolist(),
+            "unseen_categories": result.unseen,
+            "unseen_categories_handling": "a category of a test row that its training set lacks "
+            "is one-hot encoded as all zeros: none of the known levels (the first level of a "
+            "two-level column)",
         },
         "models": models,
         "by_centre": by_centre or None,

@@ -13,6 +13,7 @@ C-index) should be 0.5 within its CI, or something leaks.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,9 @@ class StudyResult:
     times: np.ndarray | None  # survival: the evaluation times (months)
     permutations: list[PermutationRun]
     final: dict[str, Pipeline]  # every model refitted on all rows (for the bundle)
+    # Per outer split, categorical values of its test rows that its training rows lack
+    # (one-hot encoded as none of the known levels).
+    unseen: list[dict[str, Any]] = field(default_factory=list)
 
 
 def outer_splits(data: StudyData, scheme: ValidationScheme) -> list[Split]:
@@ -184,6 +188,21 @@ def _prepare(data: StudyData, config: StudyConfig, clinical: bool) -> Pipeline:
     )
 
 
+def unseen_categories(X: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> dict[str, Any]:
+    """Per categorical column, the values of the ``test`` rows that no ``train`` row has, and
+    how many test rows have them."""
+    found: dict[str, Any] = {}
+    for column in X.columns:
+        if pd.api.types.is_numeric_dtype(X[column]):
+            continue
+        known = set(X[column].iloc[train].dropna().astype(str))
+        values = X[column].iloc[test].dropna().astype(str)
+        new = values[~values.isin(known)]
+        if len(new):
+            found[str(column)] = {"values": sorted(set(new)), "rows": len(new)}
+    return found
+
+
 def _validate(
     data: StudyData,
     y: np.ndarray,
@@ -192,6 +211,7 @@ def _validate(
     splits: list[Split],
     times: np.ndarray | None,
     step: Callable[[], None],
+    unseen: list[dict[str, Any]] | None = None,
 ) -> tuple[dict[str, ModelRun], list[list[str]], list[str]]:
     repeats = max(s.repeat for s in splits) + 1
     n = len(y)
@@ -210,6 +230,10 @@ def _validate(
     need_selected = any(not m.clinical_only for m in models)
     for split in splits:
         train, test = split.train, split.test
+        if unseen is not None:
+            columns = unseen_categories(data.X, train, test)
+            if columns:
+                unseen.append({"split": split.label, "columns": columns})
         inputs: dict[bool, tuple[pd.DataFrame, pd.DataFrame]] = {}
         for clinical, needed in ((False, need_selected), (True, need_clinical)):
             if not needed:
@@ -221,7 +245,11 @@ def _validate(
             pipeline = _prepare(data, config, clinical)
             X = data.X[data.clinical] if clinical else data.X
             fit_selection(pipeline, X.iloc[train], y[train], data.groups[train])
-            inputs[clinical] = (pipeline.transform(X.iloc[train]), pipeline.transform(X.iloc[test]))
+            with warnings.catch_warnings():
+                # Recorded per split in StudyResult.unseen, with the column names.
+                warnings.filterwarnings("ignore", "Found unknown categories", UserWarning)
+                tested = pipeline.transform(X.iloc[test])
+            inputs[clinical] = (pipeline.transform(X.iloc[train]), tested)
             if not clinical:
                 selected.append([str(c) for c in inputs[clinical][0].columns])
                 if not candidates:
@@ -303,7 +331,10 @@ def _run(
 ) -> StudyResult:
     first_repeat = [s for s in splits if s.repeat == 0]
     permuted = [m for m in models if not m.clinical_only][:1] or list(models[:1])
-    runs, selected, candidates = _validate(data, data.y, config, models, splits, times, step)
+    unseen: list[dict[str, Any]] = []
+    runs, selected, candidates = _validate(
+        data, data.y, config, models, splits, times, step, unseen
+    )
     permutations = []
     rng = np.random.default_rng(config.validation.seed)
     for _ in range(config.validation.permutations):
@@ -317,4 +348,6 @@ def _run(
     final = _final_models(data, config, models, times) if refit else {}
     if refit:
         step()
-    return StudyResult(config, data, splits, runs, selected, candidates, times, permutations, final)
+    return StudyResult(
+        config, data, splits, runs, selected, candidates, times, permutations, final, unseen
+    )
