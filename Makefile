@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := examples/minimal_cohort
 
-.PHONY: demo test install system-deps lint typecheck pytest examples clean bench-radiomics-libraries
+.PHONY: demo test acceptance install system-deps lint typecheck pytest examples clean bench-radiomics-libraries
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ typecheck: install
 # One worker per core; a module's tests stay on one worker, so its fixtures are built once.
 pytest: install
 	$(BIN)/python -m pytest -n auto --dist loadscope
+
+# Issue acceptance checks too long for CI (tests marked `acceptance`; about 18 min on 2 cores).
+acceptance: install
+	HEPABLATE_ACCEPTANCE=1 $(BIN)/python -m pytest -m acceptance
 
 # Regenerate the example cohort's images (they are committed, and a test checks they match).
 examples: install

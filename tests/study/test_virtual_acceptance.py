@@ -1,19 +1,23 @@
 """Issue 6's acceptance check: on a virtual cohort with images, selection finds the simulator's
 drivers of local progression and the best model comes close to the oracle.
 
-500 patients (about 65 progressions within two years), because the weakest drivers need them:
-on 200 patients (seed 11) the tumour's texture (the latent aggressiveness, odds ratio 1.6 per
-SD, seen through scanner noise) had a univariate p-value of 0.9. Asserted: the margin, the
-perivascular location and the texture in >= 80% of the outer folds, each noise column in few,
-the best model within 0.05 of the oracle. Not asserted: size over 30 mm (odds ratio 2 for a
-fifth of the tumours), the weakest driver, which this seed's selection kept in 3 of 5 folds
-(its columns' univariate p-values about 0.006 on all rows, so the FDR filter of a training set
-keeps or drops them): issue 6's criterion is not met for it here (docs/benchmarks.md).
+Two cohorts of the same seed (11; ``simulate_cohort`` draws patient i the same whatever n, so
+the 1000 patients are the 500 and 500 more):
+
+- **500 patients, in CI** (about 9 min on two cores): asserts the margin, the perivascular
+  location and the texture in >= 80% of the outer folds, each noise column in few, the best
+  model within 0.05 of the oracle. Not size over 30 mm (odds ratio 2 for a fifth of the
+  tumours), the simulator's weakest driver, which selection keeps in 3 of 5 folds on this
+  cohort: its true size effect is the weakest of five 500-patient cohorts (with every driver's
+  true value, size's coefficient is +0.23 +- 0.33; its univariate p 0.01 against 1e-6 to 5e-4
+  on seeds 21-51; ``benchmarks/selection_power.py``, docs/benchmarks.md).
+- **1000 patients, all four drivers** (about 18 min; marked ``acceptance``: ``make
+  acceptance`` runs it, CI's 20-minute budget does not hold it): the same assertions with size.
 
 The whole chain runs as a user runs it: ``simulate_cohort`` (CT and masks), the extraction with
 the shipped light config (geometry, first-order radiomics of the tumour and its ring), then the
 shipped study config ``virtual_ltp_24m`` (its baselines, one repeat of five folds, no
-permutation run, to keep CI short; the multimodal network is measured in docs/benchmarks.md).
+permutation run; the multimodal network is measured in docs/benchmarks.md).
 The seed was not used to choose the config: the selection pipeline was chosen on ``--seed 1``
 (docs/benchmarks.md, "Study on the virtual cohort"), and this seed is the one the 200-patient
 version of this test used before.
@@ -34,6 +38,7 @@ from hepablate.cohort import load_cohort
 from hepablate.features.extract import extract, load_extraction_config
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import (
+    LTP_DRIVERS,
     NOISE_COLUMNS,
     driver_columns,
     driver_shares,
@@ -46,7 +51,6 @@ from hepablate.study.results import summarise
 from hepablate.study.run import StudyResult
 
 SEED = 11
-PATIENTS = 500
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,9 @@ class Acceptance:
     summary: dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Acceptance:
-    cohort_dir = tmp_path_factory.mktemp("acceptance") / "cohort"
-    simulate_cohort(SimulationConfig(n=PATIENTS, seed=SEED), cohort_dir, workers=2)
+def _accept(folder: Path, patients: int) -> Acceptance:
+    cohort_dir = folder / "cohort"
+    simulate_cohort(SimulationConfig(n=patients, seed=SEED), cohort_dir, workers=2)
     extraction = load_extraction_config(configs.path("light_extraction"))
     extraction = extraction.model_copy(
         update={"crops": extraction.crops.model_copy(update={"enabled": False})}
@@ -78,11 +81,20 @@ def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Acceptance:
     return Acceptance(cohort_dir, table, data, result, summarise(result))
 
 
-@pytest.mark.slow
-def test_selection_finds_every_driver_and_few_noise_columns(acceptance: Acceptance) -> None:
-    measures = driver_columns(acceptance.table, read_truth(acceptance.cohort_dir))
-    shares = driver_shares(acceptance.result.selected, measures)
-    for driver in ("margin", "perivascular", "texture"):  # not size: see the module doc
+@pytest.fixture(scope="module")
+def acceptance(tmp_path_factory: pytest.TempPathFactory) -> Acceptance:
+    return _accept(tmp_path_factory.mktemp("acceptance"), 500)
+
+
+@pytest.fixture(scope="module")
+def acceptance_1000(tmp_path_factory: pytest.TempPathFactory) -> Acceptance:
+    return _accept(tmp_path_factory.mktemp("acceptance_1000"), 1000)
+
+
+def _check_selection(run: Acceptance, drivers: tuple[str, ...]) -> None:
+    measures = driver_columns(run.table, read_truth(run.cohort_dir))
+    shares = driver_shares(run.result.selected, measures)
+    for driver in drivers:
         assert shares[driver] >= 0.8, (driver, shares)
     for column in NOISE_COLUMNS:
         assert shares[column] <= 0.4, (column, shares)
@@ -90,13 +102,28 @@ def test_selection_finds_every_driver_and_few_noise_columns(acceptance: Acceptan
     assert sum(shares[c] for c in NOISE_COLUMNS) / len(NOISE_COLUMNS) <= 0.2, shares
 
 
-@pytest.mark.slow
-def test_the_best_model_comes_within_0_05_of_the_oracle(acceptance: Acceptance) -> None:
-    summary = acceptance.summary
+def _check_oracle(run: Acceptance) -> None:
+    summary = run.summary
     best = summary["comparison"]["ranking"][0]
     auc = summary["models"][best]["metrics"]["auc"]["value"]
-    patients = sorted(set(acceptance.data.groups))
-    oracle = oracle_scores(acceptance.cohort_dir, patients)["ltp_24m_auc"]
+    patients = sorted(set(run.data.groups))
+    oracle = oracle_scores(run.cohort_dir, patients)["ltp_24m_auc"]
     assert oracle is not None
     # Within 0.05 below the ceiling; far above it would mean the outcome leaked into a feature.
     assert oracle - 0.05 <= auc <= oracle + 0.02, (best, auc, oracle)
+
+
+@pytest.mark.slow
+def test_selection_finds_every_driver_and_few_noise_columns(acceptance: Acceptance) -> None:
+    _check_selection(acceptance, ("margin", "perivascular", "texture"))  # size: see the doc
+
+
+@pytest.mark.slow
+def test_the_best_model_comes_within_0_05_of_the_oracle(acceptance: Acceptance) -> None:
+    _check_oracle(acceptance)
+
+
+@pytest.mark.acceptance
+def test_on_1000_patients_all_four_drivers_and_the_oracle(acceptance_1000: Acceptance) -> None:
+    _check_selection(acceptance_1000, LTP_DRIVERS)
+    _check_oracle(acceptance_1000)
