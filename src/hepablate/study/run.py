@@ -78,7 +78,7 @@ class StudyResult:
     permutations: list[PermutationRun]
     final: dict[str, Pipeline]  # every model refitted on all rows (for the bundle)
     # Per outer split, categorical values of its test rows that its training rows lack
-    # (one-hot encoded as none of the known levels).
+    # (one-hot encoded as all zeros).
     unseen: list[dict[str, Any]] = field(default_factory=list)
 
 
