@@ -16,7 +16,6 @@ prediction rests on more than the training data showed.
 from __future__ import annotations
 
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hepablate.bundle import Bundle, BundleError, _plain
+from hepablate.study.pipeline import unknown_categories_quiet
 
 __all__ = ["MARGIN", "predict_cohort", "predict_table"]
 
@@ -164,9 +164,7 @@ def predict_table(bundle: Bundle, table: pd.DataFrame) -> dict[str, Any]:
     bundle.set_crops(table.attrs.get("hepablate", {}).get("crops"))
     inputs = bundle.inputs(table)
     checks = bundle.input_checks(inputs, _used_columns(bundle))
-    with warnings.catch_warnings():
-        # An unseen category is reported per row in input_checks, not as scikit-learn's warning.
-        warnings.filterwarnings("ignore", message="Found unknown categories", category=UserWarning)
+    with unknown_categories_quiet():  # an unseen category is reported in input_checks
         return _predict(bundle, table, inputs, checks)
 
 

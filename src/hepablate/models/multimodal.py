@@ -372,15 +372,26 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
         return self._outputs(self._images(X), self._tabular(X))
 
     def _outputs(self, images: np.ndarray, tabular: np.ndarray) -> np.ndarray:
-        """Every member's raw output (members x rows), ``INFERENCE_BATCH`` rows at a time, so
-        memory holds one batch's activations whatever the number of tumours."""
-        chunks = []
-        with torch_threads(self.n_threads), torch.no_grad():
-            for start in range(0, len(images), INFERENCE_BATCH):
-                image = torch.from_numpy(images[start : start + INFERENCE_BATCH])
-                table = torch.from_numpy(tabular[start : start + INFERENCE_BATCH])
-                chunks.append(np.stack([m(image, table).numpy() for m in self.members_]))
+        """Every member's raw output (members x rows)."""
+        chunks = self._batched(
+            lambda rows: np.stack(
+                [
+                    m(torch.from_numpy(images[rows]), torch.from_numpy(tabular[rows])).numpy()
+                    for m in self.members_
+                ]
+            ),
+            len(images),
+        )
         return np.concatenate(chunks, axis=1).astype(float)
+
+    def _batched(self, forward: Any, n: int) -> list[np.ndarray]:
+        """``forward`` over ``INFERENCE_BATCH`` rows at a time (a slice each), without
+        gradients: memory holds one batch's activations whatever the number of tumours."""
+        with torch_threads(self.n_threads), torch.no_grad():
+            return [
+                forward(slice(start, start + INFERENCE_BATCH))
+                for start in range(0, n, INFERENCE_BATCH)
+            ]
 
     def embed(self, X: pd.DataFrame) -> pd.DataFrame:
         """The image encoder's output, averaged over the members: the ``deep.*`` columns.
@@ -389,11 +400,12 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
         study they would leak its outcomes: use them for patients the model did not see.
         """
         images = self._images(X)
-        chunks = []
-        with torch_threads(self.n_threads), torch.no_grad():
-            for start in range(0, len(images), INFERENCE_BATCH):
-                image = torch.from_numpy(images[start : start + INFERENCE_BATCH])
-                chunks.append(np.mean([m.embed(image).numpy() for m in self.members_], axis=0))
+        chunks = self._batched(
+            lambda rows: np.mean(
+                [m.embed(torch.from_numpy(images[rows])).numpy() for m in self.members_], axis=0
+            ),
+            len(images),
+        )
         values = np.concatenate(chunks, axis=0)
         columns = [f"deep.image_{i}" for i in range(values.shape[1])]
         return pd.DataFrame(values, index=X.index, columns=columns)

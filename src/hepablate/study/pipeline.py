@@ -9,6 +9,9 @@ tuning ever sees a test row.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,7 @@ __all__ = [
     "make_selection",
     "make_tuned_model",
     "selector_names",
+    "unknown_categories_quiet",
 ]
 
 
@@ -84,6 +88,15 @@ def make_preparation(
     transformer = ColumnTransformer(steps, verbose_feature_names_out=False)
     transformer.set_output(transform="pandas")
     return transformer
+
+
+@contextmanager
+def unknown_categories_quiet() -> Iterator[None]:
+    """Silence the one-hot encoder's "Found unknown categories" warning (it names column
+    positions, not names): callers report unseen categories themselves, by name."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Found unknown categories", UserWarning)
+        yield
 
 
 def _selector(step: SelectionStep, icc: dict[str, float], force: tuple[str, ...]) -> Any:

@@ -13,7 +13,6 @@ C-index) should be 0.5 within its CI, or something leaks.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from hepablate.study.pipeline import (
     make_preparation,
     make_selection,
     make_tuned_model,
+    unknown_categories_quiet,
 )
 
 __all__ = ["ModelRun", "PermutationRun", "Split", "StudyResult", "outer_splits", "run_study"]
@@ -245,9 +245,7 @@ def _validate(
             pipeline = _prepare(data, config, clinical)
             X = data.X[data.clinical] if clinical else data.X
             fit_selection(pipeline, X.iloc[train], y[train], data.groups[train])
-            with warnings.catch_warnings():
-                # Recorded per split in StudyResult.unseen, with the column names.
-                warnings.filterwarnings("ignore", "Found unknown categories", UserWarning)
+            with unknown_categories_quiet():  # recorded per split in StudyResult.unseen
                 tested = pipeline.transform(X.iloc[test])
             inputs[clinical] = (pipeline.transform(X.iloc[train]), tested)
             if not clinical:
