@@ -326,6 +326,7 @@ def _check_tumour_labels(
             f"tumour {label} in {name!r} reaches the edge of the image ({', '.join(faces[label])}):"
             " part of it may lie outside the image, so its volume, diameter and margins may be "
             "cut short",
+            tumour=label,
             **where,
         )
     counts = np.bincount(values.ravel())
@@ -338,6 +339,7 @@ def _check_tumour_labels(
                 f"tumour {label} has {count} voxel(s) in {name!r} ({count * voxel_ml:.3g} ml); "
                 f"radiomics needs at least {MIN_RADIOMICS_VOXELS} voxels (a 3x3x3 block) on the "
                 "radiomics grid, so its radiomic features may be left empty (extraction says so)",
+                tumour=label,
                 **where,
             )
 
