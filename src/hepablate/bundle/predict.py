@@ -394,9 +394,10 @@ def _refusals(bundle: Bundle, rows: pd.DataFrame, allow_imputed_margin: bool) ->
             )
             raise PredictionRefusedError(
                 f"{where}: the minimal ablative margin, an input of this model, was not "
-                f"measured ({why or 'no reason recorded'}); a prediction would rest on the training median margin "
-                f"({_imputed(reference.get(MARGIN))} mm) instead of this ablation's. Fix the "
-                "images and predict again (allow_imputed_margin gives the imputed prediction)"
+                f"measured ({why or 'no reason recorded'}); a prediction would rest on the "
+                f"training median margin ({_imputed(reference.get(MARGIN))} mm) instead of this "
+                "ablation's. Fix the images and predict again (allow_imputed_margin gives the "
+                "imputed prediction)"
             )
         if "crops" in bundle.pipeline[-1].get_params() and tumour is not None:
             keys = (info.get("crops") or {}).get("keys") or {}
