@@ -109,7 +109,7 @@ def _broken(setup: Setup, tmp_path: Path, image: str, edit: Callable[[np.ndarray
 
 def _one_voxel(mask: np.ndarray) -> None:
     voxels = np.argwhere(mask == 1)
-    mask[:] = 0
+    mask[mask == 1] = 0
     mask[tuple(voxels[len(voxels) // 2])] = 1
 
 

@@ -230,8 +230,10 @@ def one_voxel_tumour(tmp_path_factory: pytest.TempPathFactory) -> Path:
     simulate_cohort(SimulationConfig(n=2, seed=11), out, workers=2)
     path = out / "images" / "SIM0001" / "pre_tumours.nii.gz"
     mask = read_volume(path)
-    labels = np.zeros_like(mask.array)
-    labels[tuple(np.argwhere(mask.array == 1)[len(np.argwhere(mask.array == 1)) // 2])] = 1
+    labels = mask.array.copy()
+    voxels = np.argwhere(labels == 1)
+    labels[labels == 1] = 0
+    labels[tuple(voxels[len(voxels) // 2])] = 1  # the other tumours as they were
     write_volume(Volume(labels, mask.grid), path)
     return out
 
