@@ -70,7 +70,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     folder = tmp_path_factory.mktemp("predict_failures")
-    simulate_cohort(SimulationConfig(n=100, seed=5, images=False), folder / "train", workers=1)
+    simulate_cohort(SimulationConfig(n=60, seed=5, images=False), folder / "train", workers=2)
     table = extract(load_cohort(folder / "train"))
     rng = np.random.default_rng(5)
     event = table["outcome.rfs_24m"].fillna(0).to_numpy(dtype=float)
@@ -107,10 +107,11 @@ def _broken(setup: Setup, tmp_path: Path, image: str, edit: Callable[[np.ndarray
     return patient
 
 
-def _one_voxel(mask: np.ndarray) -> None:
-    voxels = np.argwhere(mask == 1)
+def _one_voxel_on_the_edge(mask: np.ndarray) -> None:
+    """Tumour 1 cut down to one voxel, moved to the image's first x plane."""
+    z, y, _ = np.argwhere(mask == 1)[len(np.argwhere(mask == 1)) // 2]
     mask[mask == 1] = 0
-    mask[tuple(voxels[len(voxels) // 2])] = 1
+    mask[z, y, 0] = 1
 
 
 def _missing(row: dict[str, Any], feature: str) -> dict[str, Any]:
@@ -122,7 +123,6 @@ def _missing(row: dict[str, Any], feature: str) -> dict[str, Any]:
 
 BROKEN_POST = [
     ("all_air_post_ct", "post_ct", -1000.0),
-    ("all_minus_1024_post_ct", "post_ct", -1024.0),
     ("all_minus_1024_pre_ct", "pre_ct", -1024.0),
 ]
 
@@ -194,10 +194,10 @@ def test_a_nan_filled_pre_ct_is_a_validation_error_naming_file_and_count(
 
 
 @pytest.mark.slow
-def test_a_one_voxel_tumour_is_predicted_with_its_radiomics_imputed_and_why(
+def test_a_one_voxel_tumour_on_the_edge_is_predicted_with_what_it_lacks_and_why(
     setup: Setup, tmp_path: Path
 ) -> None:
-    patient = _broken(setup, tmp_path, "pre_tumours", _one_voxel)
+    patient = _broken(setup, tmp_path, "pre_tumours", _one_voxel_on_the_edge)
     out = tmp_path / "prediction.json"
 
     ran = _predict(setup.bundle, patient, out)
@@ -208,9 +208,14 @@ def test_a_one_voxel_tumour_is_predicted_with_its_radiomics_imputed_and_why(
     assert "radiomics needs at least 27" in text
     [row] = json.loads(out.read_text(encoding="utf-8"))["predictions"]
     assert _missing(row, RADIOMIC)["value"] is None
-    validation = [c for c in row["input_checks"] if c["check"] == "extraction_warning"]
-    assert validation and "tumour 1 has 1 voxel(s) in 'pre_tumours'" in validation[0]["message"]
-    assert row["what_if_margin"]["available"]
+    warned = " ".join(
+        c["message"] for c in row["input_checks"] if c["check"] == "extraction_warning"
+    )
+    assert "tumour 1 has 1 voxel(s) in 'pre_tumours'" in warned
+    assert "tumour 1 in 'pre_tumours' reaches the edge of the image (the first x plane)" in warned
+    assert "images/SIM0001/pre_tumours.nii.gz" in warned
+    assert "CHECK validation: tumour 1 in 'pre_tumours' reaches the edge" in text
+    assert np.isfinite(row["probability"]) and row["what_if_margin"]["available"]
 
 
 @pytest.mark.slow
