@@ -387,7 +387,9 @@ def _refusals(bundle: Bundle, rows: pd.DataFrame, allow_imputed_margin: bool) ->
     for i in range(len(rows)):
         patient, tumour = _where(rows, i)
         where = f"patient {patient}" + (f" tumour {tumour}" if tumour is not None else "")
-        if MARGIN in used and not allow_imputed_margin and _value(rows[MARGIN].iloc[i]) is None:
+        # (A margin column absent without a reason is left to Bundle.inputs to refuse.)
+        measured = MARGIN in rows.columns and _value(rows[MARGIN].iloc[i]) is not None
+        if MARGIN in used and MARGIN in rows.columns and not measured and not allow_imputed_margin:
             why = _because(
                 _warnings(rows, i, MARGIN, left_empty=True)
                 + _warnings(rows, i, MARGIN, left_empty=False)
