@@ -207,7 +207,11 @@ def test_inputs_outside_the_training_data_are_reported(trained: Trained) -> None
     patient = bundle.rows(trained.table).iloc[[0]]
 
     def checks(margin: float) -> list[dict[str, Any]]:
-        [row] = predict_table(bundle, patient.assign(**{MARGIN: margin}))["predictions"]
+        # A missing margin is refused unless asked for (tests/bundle/test_predict_failures.py).
+        imputed = predict_table(
+            bundle, patient.assign(**{MARGIN: margin}), allow_imputed_margin=True
+        )
+        [row] = imputed["predictions"]
         return [c for c in row["input_checks"] if c["feature"] == MARGIN]
 
     missing, outside, inside = checks(np.nan), checks(high + 5.0), checks((low + high) / 2)

@@ -147,6 +147,30 @@ def _empty_mask(root: Path) -> None:
     sitk.WriteImage(empty, str(path))
 
 
+def _with_values(relative: str, change: Callable[[np.ndarray], None], suffix: str | None = None):
+    """Rewrite an image with ``change`` applied to its voxels, as float32 (which can hold NaN),
+    optionally in another format (``suffix``); the original file is then removed."""
+
+    def breaker(root: Path) -> None:
+        path = root / relative
+        image = sitk.ReadImage(str(path))
+        array = sitk.GetArrayFromImage(image).astype(np.float32)
+        change(array)
+        out = sitk.GetImageFromArray(array)
+        out.CopyInformation(image)
+        target = path if suffix is None else path.with_name(path.name.split(".")[0] + suffix)
+        sitk.WriteImage(out, str(target))
+        if target != path:
+            path.unlink()
+
+    return breaker
+
+
+def _some_nan(array: np.ndarray) -> None:
+    array[0, :2, :3] = np.nan  # 6 voxels
+    array[1, 0, 0] = np.inf
+
+
 def _latin1_table(root: Path) -> None:
     path = root / "patients.csv"
     text = path.read_text(encoding="utf-8").replace("Dr Sample", "Dr Müller")
@@ -419,6 +443,42 @@ CASES = [
         "tumour 2",
     ),
     Case(
+        "nan_in_nifti_scan",  # ITK's NIfTI reader would read these voxels as 0
+        _with_values("images/P02/pre_ct.nii.gz", _some_nan),
+        "images.non_finite",
+        "P02",
+        "images/P02/pre_ct.nii.gz",
+        "pre_ct",
+        "7 of 36864 voxels are not finite numbers (6 NaN, 1 infinite)",
+    ),
+    Case(
+        "nan_in_nrrd_scan",
+        _with_values("images/P03/post_ct.nii.gz", _some_nan, suffix=".nrrd"),
+        "images.non_finite",
+        "P03",
+        "images/P03/post_ct.nrrd",
+        "post_ct",
+        "7 of 36864 voxels are not finite numbers",
+    ),
+    Case(
+        "all_nan_scan",
+        _with_values("images/P01/pre_ct.nii.gz", lambda a: a.fill(np.nan)),
+        "images.non_finite",
+        "P01",
+        "images/P01/pre_ct.nii.gz",
+        "pre_ct",
+        "36864 of 36864 voxels are not finite numbers (36864 NaN)",
+    ),
+    Case(
+        "nan_in_mask",
+        _with_values("images/P06/pre_tumours.nii.gz", _some_nan),
+        "images.non_finite",
+        "P06",
+        "images/P06/pre_tumours.nii.gz",
+        "pre_tumours",
+        "(6 NaN, 1 infinite)",
+    ),
+    Case(
         "binary_mask_labels",
         _relabel("images/P03/liver.nii.gz", 1, 2),
         "images.bad_labels",
@@ -533,3 +593,84 @@ def test_float_mask_with_fractions_is_refused(cohort_copy: Path) -> None:
     (problem,) = [p for p in report.errors if p.code == "images.mask_not_integer"]
     assert problem.patient == "P01"
     assert np.isclose(float(sitk.GetArrayFromImage(image).max()), 0.5)
+
+
+def _keep_one_voxel(array: np.ndarray, label: int) -> None:
+    first = tuple(np.argwhere(array == label)[0])
+    array[array == label] = 0
+    array[first] = label
+
+
+@dataclass(frozen=True)
+class WarningCase:
+    name: str
+    breaker: Callable[[Path], None]
+    code: str
+    patient: str
+    file: str
+    field: str
+    text: str
+
+
+WARNING_CASES = [
+    WarningCase(
+        "all_air_post_ct",
+        _with_values("images/P01/post_ct.nii.gz", lambda a: a.fill(-1000.0)),
+        "images.constant_scan",
+        "P01",
+        "images/P01/post_ct.nii.gz",
+        "post_ct",
+        "every voxel of scan 'post_ct' is -1000",
+    ),
+    WarningCase(
+        "tumour_on_the_edge",
+        _with_values("images/P02/pre_tumours.nii.gz", lambda a: a.__setitem__((3, 20, 0), 2)),
+        "images.touches_edge",
+        "P02",
+        "images/P02/pre_tumours.nii.gz",
+        "pre_tumours",
+        "tumour 2 in 'pre_tumours' reaches the edge of the image (the first x plane)",
+    ),
+    WarningCase(
+        "zone_on_the_edge",
+        _with_values("images/P01/post_ablation.nii.gz", lambda a: a.__setitem__((15, 20, 20), 1)),
+        "images.touches_edge",
+        "P01",
+        "images/P01/post_ablation.nii.gz",
+        "post_ablation",
+        "tumour 1 in 'post_ablation' reaches the edge of the image (the last z plane)",
+    ),
+    WarningCase(
+        "one_voxel_tumour",
+        _with_values("images/P03/pre_tumours.nii.gz", lambda a: _keep_one_voxel(a, 1)),
+        "images.too_small_for_radiomics",
+        "P03",
+        "images/P03/pre_tumours.nii.gz",
+        "pre_tumours",
+        "tumour 1 has 1 voxel(s) in 'pre_tumours'",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", WARNING_CASES, ids=[c.name for c in WARNING_CASES])
+def test_suspect_images_are_warnings_naming_patient_file_and_tumour(
+    case: WarningCase, cohort_copy: Path
+) -> None:
+    case.breaker(cohort_copy)
+
+    result = runner.invoke(app, ["validate", str(cohort_copy), "--json"])
+
+    assert result.exit_code == 0, result.output  # a warning does not block
+    problems = json.loads(result.stdout)["problems"]
+    [problem] = [p for p in problems if p["code"] == case.code]
+    assert problem["severity"] == "warning"
+    assert (problem["patient"], problem["file"], problem["field"]) == (
+        case.patient,
+        case.file,
+        case.field,
+    )
+    assert case.text in problem["message"]
+    if case.code == "images.too_small_for_radiomics":
+        assert "at least 27 voxels" in problem["message"]
+    if case.code == "images.touches_edge":
+        assert "cut short" in problem["message"]

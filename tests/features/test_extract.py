@@ -7,12 +7,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from hepablate.cli import app
 from hepablate.cohort import load_cohort
+from hepablate.features.cache import FeatureCache
 from hepablate.features.crops import CropConfig
-from hepablate.features.extract import ExtractionConfig, extract
+from hepablate.features.extract import (
+    ExtractionConfig,
+    ExtractionConfigError,
+    extract,
+    load_extraction_config,
+)
+from hepablate.imaging.io import Volume, read_volume, write_volume
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import read_truth
 
@@ -89,6 +97,12 @@ def test_failed_registration_is_flagged_and_not_measured(virtual: Path) -> None:
     assert not table["qa.registration_ok"].any()
     assert table["geom.minimal_ablative_margin_mm"].isna().all()
     assert table["qa.registration_note"].str.contains("below 1.00").all()
+    warnings = table.attrs["hepablate"]["warnings"]
+    assert {w["patient"] for w in warnings} == set(table["group"])
+    for warning in warnings:
+        assert warning["step"] == "registration" and warning["tumour"] is None
+        assert warning["columns"] == ["geom.*", "rad.ablation.*"] and warning["left_empty"]
+        assert "below 1.00" in warning["reason"]
 
 
 def test_extract_cli_writes_parquet_with_metadata(virtual: Path, tmp_path: Path) -> None:
@@ -181,3 +195,162 @@ def test_extract_cli_names_a_bad_config_and_an_unreachable_scheduler(
     assert unreachable.exit_code == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in unreachable.stdout
     assert not out.exists()
+
+
+def test_an_extraction_config_that_is_not_utf8_is_named(
+    example_cohort: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "extraction.yaml"
+    config.write_bytes("# réglages\nradiomics: null\n".encode("latin-1"))
+
+    with pytest.raises(ExtractionConfigError, match=r"extraction\.yaml: not UTF-8 text"):
+        load_extraction_config(config)
+    result = CliRunner().invoke(
+        app,
+        ["extract", str(example_cohort), "--out", str(tmp_path / "f.pq"), "--config", str(config)],
+    )
+    assert result.exit_code == 2, result.output
+    assert "extraction.yaml: not UTF-8 text (byte 0xe9" in result.stdout
+
+
+LIGHT = ExtractionConfig.model_validate(
+    {
+        "radiomics": {"families": ["stat"]},
+        "regions": ["tumour", "ring"],
+        "morphology_regions": [],
+        "crops": {"enabled": False},
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def one_voxel_tumour(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two virtual patients; the first one's tumour cut down to a single voxel."""
+    out = tmp_path_factory.mktemp("small") / "cohort"
+    simulate_cohort(SimulationConfig(n=2, seed=11), out, workers=2)
+    path = out / "images" / "SIM0001" / "pre_tumours.nii.gz"
+    mask = read_volume(path)
+    labels = mask.array.copy()
+    voxels = np.argwhere(labels == 1)
+    labels[labels == 1] = 0
+    labels[tuple(voxels[len(voxels) // 2])] = 1  # the other tumours as they were
+    write_volume(Volume(labels, mask.grid), path)
+    return out
+
+
+def test_a_tumour_too_small_for_radiomics_is_a_warning_and_its_columns_stay_empty(
+    one_voxel_tumour: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "features.parquet"
+    config = tmp_path / "light.yaml"
+    config.write_text(yaml.safe_dump(LIGHT.model_dump(mode="json")), encoding="utf-8")
+
+    command = ["extract", str(one_voxel_tumour), "--out", str(out), "--workers", "1"]
+    result = CliRunner().invoke(app, [*command, "--config", str(config), "--no-cache"])
+
+    assert result.exit_code == 0, result.output
+    assert "WARNING patient SIM0001 tumour 1 · radiomics: the tumour region has" in result.stdout
+    assert "radiomics needs at least 27 (left empty: rad.tumour.*)" in result.stdout
+    table = pd.read_parquet(out)  # the warnings survive the file
+    assert (
+        table.loc[("SIM0001", 1), "rad.tumour.stat.mean"]
+        != table.loc[("SIM0001", 1), "rad.tumour.stat.mean"]
+    )  # NaN: not measured
+    assert np.isfinite(table.loc[("SIM0002", 1), "rad.tumour.stat.mean"])
+    assert np.isfinite(table.loc[("SIM0001", 1), "rad.ring.stat.mean"])  # the rest goes on
+    assert np.isfinite(table.loc[("SIM0001", 1), "geom.minimal_ablative_margin_mm"])
+    warnings = table.attrs["hepablate"]["warnings"]
+    [radiomics] = [w for w in warnings if w["step"] == "radiomics"]
+    assert (radiomics["patient"], radiomics["tumour"], radiomics["columns"]) == (
+        "SIM0001",
+        1,
+        ["rad.tumour.*"],
+    )
+    assert radiomics["left_empty"] and "at least 27" in radiomics["reason"]
+    [validation] = [w for w in warnings if w["step"] == "validation"]
+    assert validation["code"] == "images.too_small_for_radiomics"
+    assert validation["tumour"] == 1 and "pre_tumours.nii.gz" in validation["reason"]
+    assert table.attrs["hepablate"]["failed_patients"] == []
+
+
+def test_a_patient_whose_extraction_raises_is_named_with_step_and_reason(
+    one_voxel_tumour: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hepablate.features import extract as extraction
+
+    original = extraction.large_vessels
+
+    def failing(vessels: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+        if vessels.sum() == vessels_of_sim0002:
+            raise MemoryError("no memory left for the distance map")
+        return original(vessels, spacing)
+
+    vessels_of_sim0002 = int(
+        (read_volume(one_voxel_tumour / "images" / "SIM0002" / "vessels.nii.gz").array > 0).sum()
+    )
+    monkeypatch.setattr(extraction, "large_vessels", failing)
+    out = tmp_path / "features.parquet"
+    config = tmp_path / "geometry.yaml"
+    config.write_text("radiomics: null\ncrops: {enabled: false}\n", encoding="utf-8")
+
+    command = ["extract", str(one_voxel_tumour), "--out", str(out), "--workers", "1"]
+    result = CliRunner().invoke(app, [*command, "--no-cache", "--config", str(config)])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "ERROR patient SIM0002: extraction failed at geometry: MemoryError: no memory left"
+        in result.stdout
+    )
+    table = pd.read_parquet(out)
+    assert table.attrs["hepablate"]["failed_patients"] == [
+        {
+            "patient": "SIM0002",
+            "step": "geometry",
+            "reason": "MemoryError: no memory left for the distance map",
+        }
+    ]
+    assert table.loc[("SIM0002", 1), "qa.extraction_error"].startswith("geometry: MemoryError")
+    assert np.isfinite(table.loc[("SIM0001", 1), "geom.minimal_ablative_margin_mm"])
+
+
+def test_a_damaged_cache_entry_is_named_discarded_and_recomputed(
+    virtual: Path, tmp_path: Path
+) -> None:
+    out, cache = tmp_path / "features.parquet", tmp_path / "cache"
+    config = tmp_path / "geometry.yaml"
+    config.write_text("radiomics: null\n", encoding="utf-8")  # geometry and crops
+    command = ["extract", str(virtual), "--out", str(out), "--workers", "2"]
+    command += ["--config", str(config), "--cache", str(cache)]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    before = pd.read_parquet(out)
+    [result_file] = (cache / "SIM0003").glob("*/result.json")
+    result_file.write_bytes(result_file.read_bytes()[:100])  # truncated
+    [crops_file] = (cache / "SIM0005").glob("*/crops.npz")
+    crops_file.write_bytes(crops_file.read_bytes()[:-200])
+    [edited] = (cache / "SIM0007").glob("*/result.json")
+    edited.write_text(
+        edited.read_text(encoding="utf-8").replace('"qa.registration_ok": true', '"x": 1', 1),
+        encoding="utf-8",
+    )
+
+    again = CliRunner().invoke(app, command)
+
+    assert again.exit_code == 0, again.output
+    for patient, file in (
+        ("SIM0003", result_file),
+        ("SIM0005", crops_file),
+        ("SIM0007", edited),
+    ):
+        assert f"WARNING patient {patient} · cache: {file}: does not match its checksum" in (
+            again.stdout
+        )
+    after = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(
+        before.drop(columns=[c for c in before if c.startswith("qa.registration_liver")]),
+        after.drop(columns=[c for c in after if c.startswith("qa.registration_liver")]),
+    )
+    steps = [w["step"] for w in after.attrs["hepablate"]["warnings"]]
+    assert steps.count("cache") == 3
+    for patient in ("SIM0003", "SIM0005", "SIM0007"):
+        assert FeatureCache(cache).get(patient, after.attrs["hepablate"]["crops"]["keys"][patient])

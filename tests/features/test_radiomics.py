@@ -7,12 +7,15 @@ import pytest
 from pydantic import ValidationError
 from scipy import ndimage
 
+from hepablate.features import radiomics
 from hepablate.features.radiomics import (
+    MIN_RADIOMICS_VOXELS,
     RadiomicsConfig,
     RadiomicsError,
     column_name,
     compute_radiomics,
     crop_to_mask,
+    measure_region,
     mirp_settings,
     resample_mask,
     resampled_grid,
@@ -164,3 +167,64 @@ def test_mask_resampled_over_its_box_equals_the_whole_grid(
     )
 
     assert np.array_equal(resample_mask(mask, grid, config), np.around(whole, 6) >= 0.5)
+
+
+FAST = RadiomicsConfig(families=("stat", "cm"), spacing_mm=None)
+
+
+def test_a_region_too_small_is_left_out_with_the_minimum_stated() -> None:
+    image, mask = _sphere((1.0, 1.0, 1.0))
+    one = np.zeros_like(mask)
+    one[30, 30, 30] = True
+
+    measured = measure_region(image, one, FAST, region="tumour")
+
+    assert measured.columns == {} and not measured.complete
+    [(columns, reason)] = measured.problems
+    assert columns == ["rad.tumour.*"]
+    assert "1 voxel(s)" in reason and f"at least {MIN_RADIOMICS_VOXELS}" in reason
+    assert MIN_RADIOMICS_VOXELS == 27
+
+
+def test_a_region_outside_the_resegmentation_range_is_left_out_with_its_values() -> None:
+    image, mask = _sphere((1.0, 1.0, 1.0))
+    air = Volume(np.full_like(image.array, -1024.0), image.grid)
+
+    measured = measure_region(air, mask, FAST, region="tumour")
+
+    [(columns, reason)] = measured.problems
+    assert columns == ["rad.tumour.*"] and measured.columns == {}
+    assert "0 of the tumour region's" in reason and "[-150, 350] HU" in reason
+    assert "from -1024 to -1024" in reason
+
+
+def test_a_family_mirp_refuses_is_left_out_and_the_others_are_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image, mask = _sphere((1.0, 1.0, 1.0))
+    real = radiomics.run_mirp
+
+    def refusing_cm(image_path, mask_path, settings):  # type: ignore[no-untyped-def]
+        if "cm" in settings["base_feature_families"]:
+            raise RadiomicsError("MIRP: no co-occurrence for this region")
+        return real(image_path, mask_path, settings)
+
+    monkeypatch.setattr(radiomics, "run_mirp", refusing_cm)
+
+    measured = measure_region(image, mask, FAST, region="tumour")
+
+    assert measured.columns["rad.tumour.stat.mean"] == pytest.approx(100.0, abs=1.0)
+    assert not any(c.startswith("rad.tumour.cm.") for c in measured.columns)
+    assert measured.problems == [(["rad.tumour.cm.*"], "MIRP: no co-occurrence for this region")]
+
+
+def test_features_mirp_leaves_undefined_are_named() -> None:
+    image, mask = _sphere((1.0, 1.0, 1.0))
+    uniform = Volume(np.full_like(image.array, 50.0), image.grid)  # one grey level
+
+    measured = measure_region(uniform, mask, FAST, region="tumour")
+
+    assert measured.complete  # nothing left out ...
+    assert measured.undefined  # ... but some texture features have no value for one grey level
+    assert all(np.isnan(measured.columns[c]) for c in measured.undefined)
+    assert all(c.startswith("rad.tumour.") for c in measured.undefined)

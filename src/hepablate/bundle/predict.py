@@ -3,14 +3,42 @@ the risk group, what drives it and how it would change with the achieved ablativ
 
 The patient is measured by the same extraction as the training rows (the bundle's
 ExtractionConfig). Contributions: the model's own integrated gradients when it has them (deep
-networks, on the log-odds of its selected inputs), otherwise SHAP values (permutation
-explainer) of the probability over the FeatureTable columns the model uses, against the
-bundle's reference patient (training medians and modes; no training patient's row is stored).
+networks, on the log-odds of its selected inputs), otherwise Shapley values of the probability
+(or risk score) over the FeatureTable columns the model uses, against the bundle's reference
+patient (training medians and modes; no training patient's row is stored): every column the
+patient shares with the reference contributes nothing, and the others are the players of the
+game "the model with these columns at the patient's values, the rest at the reference's".
+They are exact (SHAP's exact explainer, all 2^k coalitions) when at most
+:data:`EXACT_SHAP_MAX_COLUMNS` columns differ from the reference, and otherwise estimated by
+SHAP's permutation explainer over :data:`SHAP_PERMUTATIONS` antithetic permutations drawn from
+a fixed seed. Either way they add up to the prediction minus the reference's, and the same
+bundle and patient give the same contributions in every run and every process. (A tree
+explainer is not used for the tree models: it explains the model's inputs after the
+preparation, where a category is several one-hot columns, not the FeatureTable's columns.)
+
 The what-if curve replaces the minimal ablative margin and holds every other input, the other
 margin measures and the images included: it describes the model, not what an ablation would
-do. Input checks list, per tumour, each input the model uses that is missing (imputed), outside
-the training values' 1st-99th percentiles or a category training never saw: where the
-prediction rests on more than the training data showed.
+do. Input checks list, per tumour, each input the model uses that is missing (imputed, with
+why it is missing: the extraction's warning, e.g. a failed registration, or no value in the
+patient's tables), outside the training values' 1st-99th percentiles, or a category training
+never saw, and each extraction or validation warning about an input the model uses (a tumour
+cut by the image edge): where the prediction rests on more than the training data showed.
+
+**A missing margin is refused, not imputed, by default.** When the model uses the minimal
+ablative margin and it could not be measured (a failed registration, an unusable post CT),
+:class:`PredictionRefusedError` names the patient, the tumour and why (``hepablate predict`` exits
+2). The margin is the input a clinician changes with the next ablation and the one the what-if
+curve is about; a risk computed from the training median margin describes a typical ablation,
+not this one, and is reassuring exactly when the images that should show the ablation failed.
+A clinician expects "not measured: registration failed, fix or register the images" rather than
+a number that looks like this patient's. ``allow_imputed_margin=True`` gives the imputed
+prediction, with the imputation listed, for whoever wants it (a research use). Other missing
+inputs (a laboratory value, a radiomic family a one-voxel tumour cannot have) are imputed with
+the training median or mode and listed. A model column absent from the FeatureTable is added
+as missing only when the extraction recorded why it could not be measured; absent without a
+reason, it means the FeatureTable was made with other settings than the bundle's, and
+:class:`~hepablate.bundle.BundleError` says so. An image model whose tumour has no crops (no
+registered post CT) is refused too: it cannot run without them.
 """
 
 from __future__ import annotations
@@ -25,7 +53,16 @@ import pandas as pd
 from hepablate.bundle import Bundle, BundleError, _plain
 from hepablate.study.pipeline import unknown_categories_quiet
 
-__all__ = ["MARGIN", "predict_cohort", "predict_table"]
+__all__ = [
+    "EXACT_SHAP_MAX_COLUMNS",
+    "MARGIN",
+    "SHAP_PERMUTATIONS",
+    "SHAP_SEED",
+    "PredictionRefusedError",
+    "predict_cohort",
+    "predict_table",
+    "shapley_values",
+]
 
 MARGIN = "geom.minimal_ablative_margin_mm"
 WHAT_IF_MM = np.arange(0.0, 10.01, 0.5)
@@ -34,9 +71,24 @@ WHAT_IF_NOTE = (
     "each value and every other input held (including the other margin measures and the "
     "images); it is not an estimate of what a different ablation would achieve"
 )
+# Exact Shapley values cost 2^k model evaluations for k columns that differ from the reference
+# (4096 rows at 12, evaluated in a few batches); beyond, the permutation estimate.
+EXACT_SHAP_MAX_COLUMNS = 12
+# Antithetic permutations of the estimate (each exact for interactions of up to two inputs),
+# from a fixed seed: the same contributions in every run, and the top ones stable across seeds.
+SHAP_PERMUTATIONS = 25
+SHAP_SEED = 0
+_SHAP_BATCH = 2048
+_TUMOUR = "_hepablate_tumour"
 
 
-def predict_cohort(bundle: Bundle, cohort: Any) -> dict[str, Any]:
+class PredictionRefusedError(BundleError):
+    """A patient the bundle does not predict for, and why (``hepablate predict`` exits 2)."""
+
+
+def predict_cohort(
+    bundle: Bundle, cohort: Any, *, allow_imputed_margin: bool = False
+) -> dict[str, Any]:
     """Extract a (one-patient) cohort as the bundle's training rows were, then predict."""
     from hepablate.features.extract import ExtractionConfig, extract
 
@@ -54,7 +106,7 @@ def predict_cohort(bundle: Bundle, cohort: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hepablate-predict-") as work:
         # A cache folder keeps the crops an image model reads; it is thrown away after.
         table = extract(cohort, config, workers=1, cache=Path(work) / "cache")
-        return predict_table(bundle, table)
+        return predict_table(bundle, table, allow_imputed_margin=allow_imputed_margin)
 
 
 def _used_columns(bundle: Bundle) -> list[str]:
@@ -67,51 +119,96 @@ def _used_columns(bundle: Bundle) -> list[str]:
     return used
 
 
+def _value(value: Any) -> Any:
+    """A FeatureTable cell with every kind of missing (None, NaN, pd.NA, NaT) as None."""
+    return None if pd.isna(value) else value
+
+
+def shapley_values(
+    model: Any, patient: np.ndarray, reference: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """Shapley values of ``model`` (rows of codes -> outputs) at ``patient`` against the one
+    ``reference`` row, and how they were computed: exact over every coalition of the columns
+    that differ (at most :data:`EXACT_SHAP_MAX_COLUMNS`), else SHAP's permutation estimate from
+    :data:`SHAP_SEED`. NaN codes are missing values and differ from any reference value."""
+    import shap
+
+    same = np.isclose(patient, reference) | (np.isnan(patient) & np.isnan(reference))
+    differing = int((~same).sum())
+    masker = shap.maskers.Independent(reference[None, :])
+    if differing <= EXACT_SHAP_MAX_COLUMNS:
+        explainer = shap.ExactExplainer(model, masker)
+        values = explainer(patient[None, :], batch_size=_SHAP_BATCH, silent=True).values[0]
+        return np.asarray(values, dtype=float), "exact Shapley values (SHAP exact explainer)"
+    # SHAP seeds NumPy's global generator: keep the caller's stream as it was.
+    state = np.random.get_state()  # noqa: NPY002 (SHAP uses the legacy global generator)
+    try:
+        explainer = shap.PermutationExplainer(model, masker, seed=SHAP_SEED)
+        evaluations = SHAP_PERMUTATIONS * (2 * differing + 1)
+        values = explainer(
+            patient[None, :], max_evals=evaluations, batch_size=_SHAP_BATCH, silent=True
+        ).values[0]
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+    return np.asarray(values, dtype=float), (
+        f"SHAP permutation explainer ({SHAP_PERMUTATIONS} antithetic permutations, seed "
+        f"{SHAP_SEED})"
+    )
+
+
 def _shap_contributions(
     bundle: Bundle, row: pd.DataFrame, used: list[str]
 ) -> tuple[list[dict[str, Any]], str]:
-    import shap
-
     reference = bundle.schema["reference"]
     types = bundle.schema["types"]
-    levels = {
-        c: sorted({str(reference[c]), str(row[c].iloc[0])}) for c in used if types[c] == "category"
-    }
+    values = {c: _value(row[c].iloc[0]) for c in used}
+    base = {c: reference[c] if reference[c] is not None else values[c] for c in used}
+    categorical = [types[c] == "category" for c in used]
 
-    def encode(values: dict[str, Any]) -> list[float]:
-        return [
-            float(levels[c].index(str(values[c]))) if c in levels else float(values[c])
-            for c in used
+    # A category is coded 0 (the reference's level) or 1 (the patient's, None when missing);
+    # a number is itself, NaN when missing (the model's preparation imputes it).
+    def number(value: Any) -> float:
+        return float("nan") if value is None else float(value)
+
+    patient = np.array(
+        [
+            float(str(values[c]) != str(base[c])) if is_cat else number(values[c])
+            for c, is_cat in zip(used, categorical, strict=True)
         ]
+    )
+    background = np.array(
+        [0.0 if is_cat else number(base[c]) for c, is_cat in zip(used, categorical, strict=True)]
+    )
+
+    # The model's inputs of the patient, typed once; each coalition changes the used columns.
+    inputs = bundle.inputs(row)
+    typed = {c: (np.nan if values[c] is None else str(values[c])) for c in used}
+    typed_base = {c: (np.nan if base[c] is None else str(base[c])) for c in used}
 
     def model(codes: np.ndarray) -> np.ndarray:
-        frame = pd.concat([row] * len(codes))
+        frame = inputs.iloc[np.zeros(len(codes), dtype=int)]
+        columns = {}
         for j, column in enumerate(used):
-            values = codes[:, j]
-            if column in levels:
-                frame[column] = [levels[column][int(v)] for v in values]
+            if categorical[j]:
+                chosen = [typed[column] if code else typed_base[column] for code in codes[:, j]]
+                columns[column] = pd.Series(chosen, index=frame.index, dtype=object)
             else:
-                frame[column] = values
-        return bundle.risk(bundle.inputs(frame))
+                columns[column] = pd.Series(codes[:, j], index=frame.index, dtype=float)
+        return bundle.risk(frame.assign(**columns))
 
-    base = {c: reference[c] if reference[c] is not None else row[c].iloc[0] for c in used}
-    patient = np.array([encode({str(k): v for k, v in row.iloc[0].items()})])
-    background = np.array([encode(base)])
-    explainer = shap.PermutationExplainer(model, shap.maskers.Independent(background))
-    values = explainer(patient, max_evals=max(2 * len(used) + 1, 10), silent=True).values[0]
+    shapley, how = shapley_values(model, patient, background)
     contributions = [
         {
             "feature": c,
-            "value": _plain(row[c].iloc[0]),
+            "value": _plain(values[c]),
             "reference": _plain(reference[c]),
             "contribution": float(v),
         }
-        for c, v in zip(used, values, strict=True)
+        for c, v in zip(used, shapley, strict=True)
     ]
     method = (
-        "SHAP (permutation explainer) of the predicted "
-        + ("risk score" if bundle.survival else "probability")
-        + " against the reference patient (training medians and modes)"
+        f"Shapley values of the predicted {'risk score' if bundle.survival else 'probability'} "
+        f"against the reference patient (training medians and modes): {how}"
     )
     return contributions, method
 
@@ -149,23 +246,190 @@ def _what_if(bundle: Bundle, row: pd.DataFrame) -> dict[str, Any]:
         "model_uses_it": uses,
         "margin_mm": WHAT_IF_MM.tolist(),
         "risk": [float(r) for r in risk],
-        "achieved_margin_mm": _plain(row[MARGIN].iloc[0]),
+        "achieved_margin_mm": _plain(_value(row[MARGIN].iloc[0])),
         "note": WHAT_IF_NOTE
         if uses
         else "the model does not use the margin: its prediction does not change with it",
     }
 
 
-def predict_table(bundle: Bundle, table: pd.DataFrame) -> dict[str, Any]:
+def _model_rows(bundle: Bundle, table: pd.DataFrame) -> pd.DataFrame:
+    """The rows the model predicts (one per patient for a patient-level endpoint), each
+    remembering the tumour it describes (``_TUMOUR``), for the extraction's warnings."""
+    marked = table.copy()
+    marked.attrs = table.attrs
+    tumours = (
+        table.index.get_level_values(1)
+        if isinstance(table.index, pd.MultiIndex)
+        else [None] * len(table)
+    )
+    marked[_TUMOUR] = list(tumours)
+    rows = bundle.rows(marked)
+    if (
+        bundle.manifest["endpoint"].get("table") == "patients"
+        and "clin.n_tumours" in bundle.schema["columns"]
+        and "clin.n_tumours" not in rows
+        and "group" in table
+    ):
+        # one_row_per_patient leaves a table of one tumour per patient as it is, without the
+        # count the model was trained with.
+        counts = table.groupby("group").size()
+        rows["clin.n_tumours"] = counts.reindex(rows["group"]).to_numpy()
+    rows.attrs = table.attrs
+    return rows
+
+
+def _where(rows: pd.DataFrame, i: int) -> tuple[str, int | None]:
+    key = rows.index[i]
+    patient = str(rows["group"].iloc[i]) if "group" in rows else str(key)
+    tumour = _value(rows[_TUMOUR].iloc[i])
+    return patient, None if tumour is None else int(tumour)
+
+
+def _warnings(rows: pd.DataFrame, i: int, column: str, *, left_empty: bool) -> list[dict[str, Any]]:
+    from hepablate.features.extract import warnings_for
+
+    patient, tumour = _where(rows, i)
+    return [
+        w
+        for w in warnings_for(rows, patient, tumour, column)
+        if bool(w.get("left_empty")) is left_empty
+    ]
+
+
+def _because(found: list[dict[str, Any]]) -> str:
+    """The warnings' reasons in one phrase, each led by its step (unless it says it)."""
+    reasons = []
+    for warning in found:
+        step, reason = str(warning["step"]), str(warning["reason"])
+        text = reason if reason.startswith(step) else f"{step}: {reason}"
+        if text not in reasons:
+            reasons.append(text)
+    return "; ".join(reasons)
+
+
+def _add_unmeasured(bundle: Bundle, rows: pd.DataFrame) -> pd.DataFrame:
+    """Model columns the extraction could not measure (and so did not create, as for one
+    patient whose tumour is too small for radiomics), added as missing; a column absent
+    without a recorded reason is left absent, for ``Bundle.inputs`` to refuse."""
+    absent = [c for c in bundle.schema["columns"] if c not in rows.columns]
+    explained = [
+        c for c in absent if all(_warnings(rows, i, c, left_empty=True) for i in range(len(rows)))
+    ]
+    if not explained:
+        return rows
+    attrs = rows.attrs
+    rows = pd.concat([rows, pd.DataFrame(np.nan, index=rows.index, columns=explained)], axis=1)
+    rows.attrs = attrs
+    return rows
+
+
+def _imputed(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _explained_checks(
+    bundle: Bundle, rows: pd.DataFrame, checks: list[list[dict[str, Any]]], used: list[str]
+) -> list[list[dict[str, Any]]]:
+    """The input checks with why each missing input is missing, and the warnings (of the
+    extraction and the validation) about inputs that were measured but may be off."""
+    reference = bundle.schema.get("reference") or {}
+    ranges = bundle.schema.get("ranges") or {}
+    out = []
+    for i, found in enumerate(checks):
+        row_checks = []
+        for check in found:
+            if check["check"] != "missing":
+                row_checks.append(check)
+                continue
+            column = check["feature"]
+            why = _because(_warnings(rows, i, column, left_empty=True))
+            if not why:
+                why = (
+                    "no value in the patient's tables"
+                    if column.startswith("clin.")
+                    else "not measured"
+                )
+            statistic = "median" if column in ranges else "mode"
+            row_checks.append(
+                {
+                    **check,
+                    "reason": why,
+                    "message": f"{column} is missing ({why}); the model imputed the training "
+                    f"{statistic} ({_imputed(reference.get(column))})",
+                }
+            )
+        seen: set[str] = set()
+        for column in used:
+            for warning in _warnings(rows, i, column, left_empty=False):
+                text = _because([warning])
+                if text in seen:
+                    continue
+                seen.add(text)
+                row_checks.append(
+                    {
+                        "feature": column,
+                        "value": None,
+                        "check": "extraction_warning",
+                        "message": f"{text} (concerns {', '.join(warning['columns'])}, which "
+                        "the model uses)",
+                    }
+                )
+        out.append(row_checks)
+    return out
+
+
+def _refusals(bundle: Bundle, rows: pd.DataFrame, allow_imputed_margin: bool) -> None:
+    """Raise :class:`PredictionRefusedError` for a row the model must not predict (module doc)."""
+    used = _used_columns(bundle)
+    reference = bundle.schema.get("reference") or {}
+    info = rows.attrs.get("hepablate", {})
+    for i in range(len(rows)):
+        patient, tumour = _where(rows, i)
+        where = f"patient {patient}" + (f" tumour {tumour}" if tumour is not None else "")
+        # (A margin column absent without a reason is left to Bundle.inputs to refuse.)
+        measured = MARGIN in rows.columns and _value(rows[MARGIN].iloc[i]) is not None
+        if MARGIN in used and MARGIN in rows.columns and not measured and not allow_imputed_margin:
+            why = _because(
+                _warnings(rows, i, MARGIN, left_empty=True)
+                + _warnings(rows, i, MARGIN, left_empty=False)
+            )
+            raise PredictionRefusedError(
+                f"{where}: the minimal ablative margin, an input of this model, was not "
+                f"measured ({why or 'no reason recorded'}); a prediction would rest on the "
+                f"training median margin ({_imputed(reference.get(MARGIN))} mm) instead of this "
+                "ablation's. Fix the images and predict again (allow_imputed_margin gives the "
+                "imputed prediction)"
+            )
+        if "crops" in bundle.pipeline[-1].get_params() and tumour is not None:
+            keys = (info.get("crops") or {}).get("keys") or {}
+            if patient not in keys:
+                found = [
+                    w
+                    for w in info.get("warnings") or []
+                    if w.get("patient") == patient and w.get("step") in ("registration", "images")
+                ]
+                why = _because(found) or "no crops were made"
+                raise PredictionRefusedError(
+                    f"{where}: the model reads each tumour's pre- and post-ablation images, "
+                    f"and this patient's could not be prepared ({why})"
+                )
+
+
+def predict_table(
+    bundle: Bundle, table: pd.DataFrame, *, allow_imputed_margin: bool = False
+) -> dict[str, Any]:
     """Predictions for every row (tumour) of a FeatureTable: see the module doc."""
     if table.empty:
         raise BundleError("the FeatureTable has no rows to predict")
-    table = bundle.rows(table)
-    bundle.set_crops(table.attrs.get("hepablate", {}).get("crops"))
-    inputs = bundle.inputs(table)
-    checks = bundle.input_checks(inputs, _used_columns(bundle))
+    rows = _add_unmeasured(bundle, _model_rows(bundle, table))
+    _refusals(bundle, rows, allow_imputed_margin)
+    bundle.set_crops(rows.attrs.get("hepablate", {}).get("crops"))
+    inputs = bundle.inputs(rows)
+    used = _used_columns(bundle)
+    checks = _explained_checks(bundle, rows, bundle.input_checks(inputs, used), used)
     with unknown_categories_quiet():  # an unseen category is reported in input_checks
-        return _predict(bundle, table, inputs, checks)
+        return _predict(bundle, rows, inputs, checks)
 
 
 def _predict(
@@ -188,15 +452,15 @@ def _predict(
             low, high = function.domain
             curves.append([float(v) for v in function(np.clip(times, low, high))])
     rows = []
-    for i, index in enumerate(table.index):
+    for i in range(len(table)):
         row = table.iloc[[i]]
-        key = index if isinstance(index, tuple) else (index,)
+        patient, tumour = _where(table, i)
         contributions, method = _contributions(bundle, row)
         contributions.sort(key=lambda c: -abs(c["contribution"]))
         rows.append(
             {
-                "patient_id": str(key[0]),
-                "tumour_id": int(key[1]) if len(key) > 1 else None,
+                "patient_id": patient,
+                "tumour_id": tumour if isinstance(table.index, pd.MultiIndex) else None,
                 ("risk_score" if bundle.survival else "probability"): float(risk[i]),
                 "survival": None
                 if curves is None
@@ -214,6 +478,8 @@ def _predict(
         )
     metrics = bundle.metrics["metrics"]
     headline = "harrell_c" if bundle.survival else "auc"
+    info = table.attrs.get("hepablate", {})
+    patients = {r["patient_id"] for r in rows}
     return _plain(
         {
             "bundle": {
@@ -235,5 +501,7 @@ def _predict(
             "risk_groups": bundle.thresholds["risk_groups"],
             "threshold": bundle.thresholds["threshold"],
             "predictions": rows,
+            # Everything the extraction and validation noted about these patients.
+            "warnings": [w for w in info.get("warnings") or [] if w.get("patient") in patients],
         }
     )

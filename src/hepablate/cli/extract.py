@@ -92,26 +92,49 @@ def extract(
 
 
 def _print_summary(console: Console, table, out: Path) -> None:  # type: ignore[no-untyped-def]
+    # Imported here: this function is edited apart from the command above it.
+    from collections import Counter
+
+    from rich.markup import escape
+
     rows = "tumours" if table.attrs["hepablate"]["rows"] == "tumour" else "patients"
     console.print(f"Wrote {len(table)} {rows} x {table.shape[1]} columns to {out}")
+    info = table.attrs["hepablate"]
     if "qa.registration_ok" in table:
         by_patient = table.groupby("group")["qa.registration_ok"].first()
-        failed = sorted(str(p) for p, ok in by_patient.items() if ok is False)
+        failed = sum(ok is False for ok in by_patient)
         dice = table.groupby("group")["qa.registration_liver_dice"].first().astype(float)
         if dice.notna().any():
             console.print(
                 f"  registration: liver Dice median {dice.median():.3f} "
-                f"(min {dice.min():.3f}); {len(failed)} failed"
+                f"(min {dice.min():.3f}); {failed} failed"
             )
-        for patient in failed:
-            note = table.loc[table["group"] == patient, "qa.registration_note"].iloc[0]
-            console.print(
-                f"  [yellow]WARNING[/] patient {patient}: {note}; its geometry is left empty"
-            )
-    info = table.attrs["hepablate"]
-    for patient in info.get("failed_patients", []):
-        note = table.loc[table["group"] == patient, "qa.extraction_error"].iloc[0]
-        console.print(f"  [red]ERROR[/] patient {patient}: extraction failed: {note}")
+    for failure in info.get("failed_patients", []):
+        console.print(
+            f"  [red]ERROR[/] patient {escape(str(failure['patient']))}: extraction failed at "
+            f"{escape(str(failure['step']))}: {escape(str(failure['reason']))}"
+        )
+    warnings = info.get("warnings") or []
+    for warning in warnings[:_WARNINGS_SHOWN]:
+        where = f"patient {warning['patient']}"
+        if warning.get("tumour") is not None:
+            where += f" tumour {warning['tumour']}"
+        empty = ""
+        if warning.get("left_empty") and warning.get("columns"):
+            shown = ", ".join(warning["columns"][:3])
+            more = len(warning["columns"]) - 3
+            empty = f" (left empty: {shown}" + (f" and {more} more" if more > 0 else "") + ")"
+        console.print(
+            f"  [yellow]WARNING[/] {escape(where)} · {escape(warning['step'])}: "
+            f"{escape(warning['reason'])}{escape(empty)}"
+        )
+    if len(warnings) > _WARNINGS_SHOWN:
+        by_step = Counter(w["step"] for w in warnings[_WARNINGS_SHOWN:])
+        steps = ", ".join(f"{n} {step}" for step, n in sorted(by_step.items()))
+        console.print(
+            f"  ... and {len(warnings) - _WARNINGS_SHOWN} more warnings ({steps}); all are in "
+            f"the file's metadata (attrs['hepablate']['warnings'])"
+        )
     robustness = info.get("robustness") or {}
     if robustness.get("icc"):
         values = list(robustness["icc"].values())
@@ -129,3 +152,7 @@ def _print_summary(console: Console, table, out: Path) -> None:  # type: ignore[
             f"{(margin < 0).mean() * 100:.1f}% below 0 mm, "
             f"{margin.isna().sum()} not measured"
         )
+
+
+# Warnings printed one per line; the rest are counted (all are in the file's metadata).
+_WARNINGS_SHOWN = 20

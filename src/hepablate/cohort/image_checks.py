@@ -9,10 +9,20 @@ Rules (codes as in the report):
   DICOM series in one folder, not 3-D).
 - ``images.grid_mismatch``: a mask is not on its scan's voxel grid (size, spacing, origin,
   direction).
+- ``images.non_finite``: a scan or mask with NaN or infinite voxels (how many of each): a
+  reader or converter that lost data; left in, they would become some number silently.
+- ``images.constant_scan`` (warning): every voxel of a scan has one value (an all-air or
+  padding-only image): registration and radiomics of it will fail, and extraction says so.
 - ``images.mask_not_integer`` / ``images.empty_mask`` / ``images.bad_labels``: a mask with
   non-integer or negative values, with no foreground, or a binary mask with values beyond 0/1.
 - ``images.unknown_label`` / ``images.tumour_not_in_mask``: a label with no row in the tumours
   table, or a tumour with no voxel in a ``tumour_id`` mask.
+- ``images.touches_edge`` (warning): a tumour's label in a ``tumour_id`` mask (the tumour, or
+  its ablation zone) reaches the border of the image, so part of it may lie outside the image
+  and its volume, diameter and margins may be cut short.
+- ``images.too_small_for_radiomics`` (warning): a label of a ``tumour_id`` mask with fewer
+  voxels than :data:`MIN_RADIOMICS_VOXELS`; its radiomic features will be left empty unless the
+  radiomics grid is fine enough to give it that many (extraction reports it either way).
 - ``images.undeclared_file`` / ``images.unknown_patient_folder`` (warnings): files or folders
   that hepablate will not read, named so that nothing is lost unnoticed.
 
@@ -25,13 +35,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 
 from hepablate.cohort.problems import ValidationReport
 from hepablate.cohort.schema import CohortSchema, ImagesSpec, MaskSpec, ScanSpec
 from hepablate.imaging.io import IMAGE_SUFFIXES, Grid, ImageReadError, find_image, read_volume
 
-__all__ = ["check_images"]
+__all__ = ["MIN_RADIOMICS_VOXELS", "check_images"]
+
+# The fewest voxels (on the grid the features are computed on) a region needs for IBSI
+# radiomics: below a 3x3x3 block's worth, MIRP leaves shape features (PCA-based), the
+# co-occurrence and the neighbourhood grey-tone features undefined (measured with MIRP 2.x on
+# regions of 1 to 27 voxels), and what it does compute rests on a handful of values.
+MIN_RADIOMICS_VOXELS = 27
 
 
 def check_images(
@@ -146,6 +163,7 @@ def _check_patient(
             volume = _read(paths[name], patient, name, root, report)
             if volume is not None:
                 grids[name] = volume.grid
+                _check_scan_values(volume.array, name, patient, paths[name], root, report)
     for name, mask_spec in spec.masks.items():
         if name in paths:
             _check_mask(paths[name], name, mask_spec, grids, patient, tumours, root, report)
@@ -166,6 +184,50 @@ def _read(path: Path, patient: str, name: str, root: Path, report: ValidationRep
             field=name,
         )
         return None
+
+
+def _non_finite(values: np.ndarray, path: Path) -> str | None:
+    """How many voxels are NaN or infinite, as a phrase; None when every voxel is finite.
+
+    ITK's NIfTI reader (SimpleITK 2.x) turns NaN and infinite voxels into 0 without a word, so
+    a NIfTI file stored as floating point is counted in the file itself (through nibabel);
+    other formats keep them, and are counted in the voxels read.
+    """
+    if path.is_file() and path.name.endswith((".nii", ".nii.gz")):
+        proxy = nib.load(path).dataobj  # type: ignore[attr-defined]
+        if np.issubdtype(np.dtype(proxy.dtype), np.floating):
+            values = np.asarray(proxy.get_unscaled())
+    if not np.issubdtype(values.dtype, np.floating):
+        return None
+    nan = int(np.count_nonzero(np.isnan(values)))
+    infinite = int(np.count_nonzero(np.isinf(values)))
+    if not nan + infinite:
+        return None
+    kinds = ", ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (infinite, "infinite")) if n)
+    return f"{nan + infinite} of {values.size} voxels are not finite numbers ({kinds})"
+
+
+def _check_scan_values(
+    values: np.ndarray, name: str, patient: str, path: Path, root: Path, report: ValidationReport
+) -> None:
+    where = {"patient": patient, "file": _relative(path, root), "field": name}
+    non_finite = _non_finite(values, path)
+    if non_finite is not None:
+        report.error(
+            "images.non_finite",
+            f"scan {name!r}: {non_finite}; a scan holds a number in every voxel (was it "
+            "converted from another format?)",
+            **where,
+        )
+        return
+    low, high = values.min(), values.max()
+    if low == high:
+        report.warning(
+            "images.constant_scan",
+            f"every voxel of scan {name!r} is {low:g}: it shows no anatomy, so registration "
+            "and radiomics of it will fail (extraction leaves those features empty and says why)",
+            **where,
+        )
 
 
 def _check_mask(
@@ -192,8 +254,12 @@ def _check_mask(
                 **where,
             )
     values = volume.array
+    non_finite = _non_finite(values, path)
+    if non_finite is not None:
+        report.error("images.non_finite", f"mask {name!r}: {non_finite}", **where)
+        return
     if not np.issubdtype(values.dtype, np.integer):
-        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+        if not np.all(values == np.round(values)):
             report.error(
                 "images.mask_not_integer",
                 f"mask {name!r} has non-integer voxel values ({values.dtype}); a mask holds "
@@ -220,6 +286,7 @@ def _check_mask(
                 **where,
             )
         return
+    _check_tumour_labels(values, volume.grid, name, foreground, where, report)
     if tumours is None:
         return
     known = {int(t) for t in tumours}
@@ -236,6 +303,45 @@ def _check_mask(
             f"tumour {tumour} has no voxel labelled {tumour} in {name!r}",
             **where,
         )
+
+
+def _check_tumour_labels(
+    values: np.ndarray,
+    grid: Grid,
+    name: str,
+    labels: set[int],
+    where: dict[str, str],
+    report: ValidationReport,
+) -> None:
+    """Each tumour's label: on the image's border (cut?) or too small for radiomics."""
+    faces: dict[int, list[str]] = {}
+    for axis, axis_name in enumerate("zyx"):
+        for end, position in (("first", 0), ("last", values.shape[axis] - 1)):
+            face = np.take(values, position, axis=axis)
+            for label in np.unique(face[face > 0]):
+                faces.setdefault(int(label), []).append(f"the {end} {axis_name} plane")
+    for label in sorted(faces):
+        report.warning(
+            "images.touches_edge",
+            f"tumour {label} in {name!r} reaches the edge of the image ({', '.join(faces[label])}):"
+            " part of it may lie outside the image, so its volume, diameter and margins may be "
+            "cut short",
+            tumour=label,
+            **where,
+        )
+    counts = np.bincount(values.ravel())
+    voxel_ml = float(np.prod(grid.spacing_mm)) / 1000.0
+    for label in sorted(labels):
+        count = int(counts[label])
+        if count < MIN_RADIOMICS_VOXELS:
+            report.warning(
+                "images.too_small_for_radiomics",
+                f"tumour {label} has {count} voxel(s) in {name!r} ({count * voxel_ml:.3g} ml); "
+                f"radiomics needs at least {MIN_RADIOMICS_VOXELS} voxels (a 3x3x3 block) on the "
+                "radiomics grid, so its radiomic features may be left empty (extraction says so)",
+                tumour=label,
+                **where,
+            )
 
 
 def _report_undeclared(

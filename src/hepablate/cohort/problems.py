@@ -29,7 +29,8 @@ class Problem(BaseModel):
 
     ``code`` is a stable, dotted identifier (``value.out_of_range``) for scripts and tests;
     ``message`` is the sentence for people. ``row`` is the row as a spreadsheet shows it
-    (the header is row 1, the first patient row 2).
+    (the header is row 1, the first patient row 2); ``tumour`` the tumour (its label in a
+    ``tumour_id`` mask) an image finding is about.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -41,12 +42,15 @@ class Problem(BaseModel):
     file: str | None = None
     row: int | None = None
     field: str | None = None
+    tumour: int | None = None
 
     def location(self) -> str:
         """Where the problem is, e.g. ``patient P003 · tumours.csv row 5 · field diameter_mm``."""
         parts = []
         if self.patient is not None:
             parts.append(f"patient {self.patient}")
+        if self.tumour is not None:
+            parts.append(f"tumour {self.tumour}")
         if self.file is not None:
             parts.append(self.file if self.row is None else f"{self.file} row {self.row}")
         if self.field is not None:
@@ -74,6 +78,7 @@ class ValidationReport(BaseModel):
         file: str | None = None,
         row: int | None = None,
         field: str | None = None,
+        tumour: int | None = None,
     ) -> None:
         self.problems.append(
             Problem(
@@ -84,6 +89,7 @@ class ValidationReport(BaseModel):
                 file=file,
                 row=row,
                 field=field,
+                tumour=tumour,
             )
         )
 

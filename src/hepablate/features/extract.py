@@ -10,11 +10,25 @@ the table's ``attrs["hepablate"]`` (and so in the Parquet file).
 
 A failed registration is flagged in ``qa.registration_ok`` and its patient's ``geom.*`` are left
 empty: a margin from misaligned images is never reported as a measurement.
+
+Nothing is left out without a word. What could not be measured stays empty (NaN) in its row and
+is recorded in ``attrs["hepablate"]["warnings"]``, one dict per finding: ``patient``, ``tumour``
+(None for the whole patient), ``step`` (``images``, ``registration``, ``geometry``,
+``radiomics``, ``crops``, ``cache`` or ``validation``), ``columns`` (the FeatureTable columns it
+concerns, as ``fnmatch`` patterns: ``geom.*``, ``rad.tumour.cm.*``), ``reason`` and
+``left_empty`` (True when those columns were not measured, False when they were but may be
+off, e.g. a tumour cut by the image edge). A region too small for radiomics, a family MIRP
+refuses, a failed registration or a tumour whose geometry raised are such warnings; the rest of
+the patient is measured. A patient whose extraction raised anyway keeps its row with
+``qa.extraction_error`` and is listed in ``attrs["hepablate"]["failed_patients"]`` with the
+step that failed and why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,14 +42,16 @@ from scipy import ndimage
 
 from hepablate import __version__
 from hepablate.cohort import PATIENT_INDEX, TUMOUR_INDEX, Cohort
-from hepablate.features.cache import FeatureCache, PatientResult, patient_key
+from hepablate.features.cache import CacheError, FeatureCache, PatientResult, patient_key
 from hepablate.features.clinical import clinical_scores, table_predictors
 from hepablate.features.crops import CHANNELS, CropConfig, centre_of_mass_mm, crop
 from hepablate.features.geometry import GEOMETRY_COLUMNS, large_vessels, tumour_geometry
 from hepablate.features.radiomics import (
     FAMILIES,
     RadiomicsConfig,
+    RadiomicsError,
     compute_radiomics,
+    measure_region,
     resample_image,
     resample_mask,
 )
@@ -51,6 +67,7 @@ from hepablate.imaging.registration import RegistrationConfig, register, resampl
 from hepablate.parallel import run_tasks
 
 __all__ = [
+    "CacheError",
     "DeepEncoder",
     "ExtractionConfig",
     "ExtractionConfigError",
@@ -58,6 +75,7 @@ __all__ = [
     "extract",
     "load_crops",
     "load_extraction_config",
+    "warnings_for",
 ]
 
 Region = Literal["tumour", "ring", "ablation"]
@@ -126,6 +144,11 @@ def load_extraction_config(path: Path | str) -> ExtractionConfig:
     try:
         settings = yaml.safe_load(path.read_text(encoding="utf-8"))
         return ExtractionConfig.model_validate(settings or {})
+    except UnicodeDecodeError as exc:
+        raise ExtractionConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ExtractionConfigError(f"{path}: {exc}") from exc
 
@@ -157,6 +180,83 @@ def _qa_columns(
     }
 
 
+# The columns that need the post CT in the pre frame (a failed registration leaves them empty).
+_REGISTERED_COLUMNS = ["geom.*", "rad.ablation.*"]
+
+
+def _warning(
+    patient: str,
+    tumour: int | None,
+    step: str,
+    columns: list[str],
+    reason: str,
+    *,
+    left_empty: bool = True,
+) -> dict[str, Any]:
+    """One finding of ``attrs["hepablate"]["warnings"]`` (see the module doc)."""
+    return {
+        "patient": patient,
+        "tumour": tumour,
+        "step": step,
+        "columns": columns,
+        "reason": reason,
+        "left_empty": left_empty,
+    }
+
+
+def warnings_for(
+    table: pd.DataFrame, patient: str, tumour: int | None, column: str
+) -> list[dict[str, Any]]:
+    """The FeatureTable's warnings (and whole-patient failures) about ``column`` of one row:
+    those of the patient, and of this tumour or of every tumour."""
+    info = table.attrs.get("hepablate", {})
+    found = [
+        w
+        for w in info.get("warnings") or []
+        if w.get("patient") == patient
+        and w.get("tumour") in (None, tumour)
+        and any(fnmatch.fnmatchcase(column, pattern) for pattern in w.get("columns") or [])
+    ]
+    for failure in info.get("failed_patients") or []:
+        measured = column.startswith(("geom.", "rad.", "deep."))
+        if isinstance(failure, dict) and failure.get("patient") == patient and measured:
+            found.append(
+                _warning(
+                    patient,
+                    None,
+                    str(failure.get("step")),
+                    ["geom.*", "rad.*", "deep.*"],
+                    f"extraction failed: {failure.get('reason')}",
+                )
+            )
+    return found
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+class _StepError(Exception):
+    """A step of one patient's extraction that raised: which step, and why."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        self.step = step
+        self.reason = reason
+        super().__init__(f"{step}: {reason}")
+
+
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    """Name the step an exception of a patient's extraction comes from."""
+    try:
+        yield
+    except _StepError:
+        raise
+    except Exception as exc:
+        raise _StepError(name, _reason(exc)) from exc
+
+
 @dataclass
 class _Scans:
     """One patient's images after preprocessing and registration, all in the pre-CT frame."""
@@ -175,48 +275,72 @@ class _Scans:
     qa: dict[str, Any] | None = None
 
 
-def _load_scans(task: _PatientTask) -> _Scans | None:
+def _load_scans(task: _PatientTask, warnings: list[dict[str, Any]]) -> _Scans | None:
     names, paths, config = task.config.images, task.paths, task.config
+    patient = task.patient_id
     if names.pre_ct not in paths or names.tumours not in paths:
         return None
 
     def optional(name: str) -> Volume | None:
         return read_volume(paths[name]) if name in paths else None
 
-    pre, tumours = read_volume(paths[names.pre_ct]), read_volume(paths[names.tumours])
-    liver, vessels = optional(names.liver), optional(names.vessels)
+    with _step("images"):
+        pre, tumours = read_volume(paths[names.pre_ct]), read_volume(paths[names.tumours])
+        liver, vessels = optional(names.liver), optional(names.vessels)
     if config.preprocessing.steps:
-        pre, pre_masks = _preprocess(
-            config.preprocessing, pre, {"t": tumours, "l": liver, "v": vessels}
-        )
+        with _step("preprocessing"):
+            pre, pre_masks = _preprocess(
+                config.preprocessing, pre, {"t": tumours, "l": liver, "v": vessels}
+            )
         tumours, liver, vessels = pre_masks["t"], pre_masks.get("l"), pre_masks.get("v")
     scans = _Scans(pre=pre, tumours=tumours, liver=liver, vessels=vessels)
     if names.post_ct not in paths or names.ablation not in paths:
         missing = ", ".join(n for n in (names.post_ct, names.ablation) if n not in paths)
         scans.qa = _qa_columns(None, None, None, f"not measured: no {missing}")
+        warnings.append(
+            _warning(patient, None, "images", _REGISTERED_COLUMNS, f"no {missing} image")
+        )
         return scans
-    post, zones = read_volume(paths[names.post_ct]), read_volume(paths[names.ablation])
-    post_liver = optional(names.post_liver)
+    with _step("images"):
+        post, zones = read_volume(paths[names.post_ct]), read_volume(paths[names.ablation])
+        post_liver = optional(names.post_liver)
     if config.preprocessing.steps:
-        post, post_masks = _preprocess(config.preprocessing, post, {"z": zones, "l": post_liver})
+        with _step("preprocessing"):
+            post, post_masks = _preprocess(
+                config.preprocessing, post, {"z": zones, "l": post_liver}
+            )
         zones, post_liver = post_masks["z"], post_masks.get("l")
     if config.register_post_ct:
-        result = register(
-            pre, post, fixed_liver=liver, moving_liver=post_liver, config=config.registration
-        )
-        scans.qa = _qa_columns(
-            result.ok, result.liver_dice_before, result.liver_dice, result.reason
-        )
-        if not result.ok:
+        try:
+            result = register(
+                pre, post, fixed_liver=liver, moving_liver=post_liver, config=config.registration
+            )
+        except Exception as exc:  # a registration that raises has failed like any other
+            scans.qa = _qa_columns(False, None, None, f"registration failed: {_reason(exc)}")
+        else:
+            scans.qa = _qa_columns(
+                result.ok, result.liver_dice_before, result.liver_dice, result.reason
+            )
+        if not scans.qa["qa.registration_ok"]:
+            warnings.append(
+                _warning(
+                    patient,
+                    None,
+                    "registration",
+                    _REGISTERED_COLUMNS,
+                    str(scans.qa["qa.registration_note"]),
+                )
+            )
             return scans
         transform = result.transform
     else:
         transform = sitk.Euler3DTransform()
         scans.qa = _qa_columns(None, None, None, "not registered (register_post_ct: false)")
     scans.post, scans.zones, scans.transform = post, zones, transform
-    scans.zones_pre = resample_onto(zones, tumours, transform).array
-    if config.radiomics is not None and "ablation" in config.regions:
-        scans.post_on_pre = resample_onto(post, pre, transform, labels=False)
+    with _step("registration"):
+        scans.zones_pre = resample_onto(zones, tumours, transform).array
+        if config.radiomics is not None and "ablation" in config.regions:
+            scans.post_on_pre = resample_onto(post, pre, transform, labels=False)
     return scans
 
 
@@ -265,8 +389,19 @@ def _regions(
     return regions
 
 
+_EMPTY_REGION = {
+    "tumour": "the tumour has no voxel in the tumour mask",
+    "ring": "the ring has no voxel: no liver within {ring_mm:g} mm outside the tumour",
+    "ablation": "the tumour's ablation zone has no voxel on the pre-CT grid after registration",
+}
+
+
 def _radiomics(
-    task: _PatientTask, scans: _Scans, tumour_id: int, perturbed: dict[str, Any]
+    task: _PatientTask,
+    scans: _Scans,
+    tumour_id: int,
+    perturbed: dict[str, Any],
+    warnings: list[dict[str, Any]],
 ) -> dict[str, Any]:
     config = task.config
     assert config.radiomics is not None
@@ -274,16 +409,34 @@ def _radiomics(
     robust = config.robustness.selects(task.patient_id)
     settings = config.radiomics
     wanted = _regions(scans, tumour_id, config.ring_mm, config.regions)
+
+    def warn(patterns: list[str], reason: str) -> None:
+        warnings.append(_warning(task.patient_id, tumour_id, "radiomics", patterns, reason))
+
     for region, (scan, region_mask) in wanted.items():
         if not region_mask.any():
+            warn([f"rad.{region}.*"], _EMPTY_REGION[region].format(ring_mm=config.ring_mm))
             continue
         image = _radiomics_scan(scans, scan, settings)
         mask = resample_mask(region_mask, scans.pre.grid, settings)
-        if not mask.any():
-            continue
         families = None if region in config.morphology_regions else _NO_MORPHOLOGY
+        measured = measure_region(image, mask, settings, region=region, families=families)
+        columns.update(measured.columns)
+        for patterns, reason in measured.problems:
+            warn(patterns, reason)
+        if measured.undefined:
+            shown = ", ".join(measured.undefined[:5])
+            more = len(measured.undefined) - 5
+            warn(
+                measured.undefined,
+                f"MIRP gives no value for {len(measured.undefined)} feature(s) of the {region} "
+                f"region (undefined for its size or contents): {shown}"
+                + (f" and {more} more" if more > 0 else ""),
+            )
+        if not robust or not measured.complete:
+            continue
 
-        def measure(
+        def again(
             image: Volume,
             mask: np.ndarray,
             region: str = region,
@@ -293,14 +446,13 @@ def _radiomics(
                 image, mask, settings, region=region, families=families, resampled=True
             )
 
-        measured = measure(image, mask)
-        columns.update(measured)
-        if not robust:
-            continue
-        repeats = [measured]
-        repeats += [measure(image, variant) for variant in perturbed_masks(mask).values()]
-        noise = config.robustness.noise(f"{task.patient_id}:{region}", image.array.shape)
-        repeats.append(measure(Volume(image.array + noise, image.grid), mask))
+        try:
+            repeats = [measured.columns]
+            repeats += [again(image, variant) for variant in perturbed_masks(mask).values()]
+            noise = config.robustness.noise(f"{task.patient_id}:{region}", image.array.shape)
+            repeats.append(again(Volume(image.array + noise, image.grid), mask))
+        except RadiomicsError:
+            continue  # an eroded region too thin for MIRP: this region adds nothing to the ICC
         perturbed[f"{task.patient_id}:{tumour_id}:{region}"] = repeats
     return columns
 
@@ -337,42 +489,64 @@ def _patient_features(task: _PatientTask) -> PatientResult:
     try:
         return _measure_patient(task)
     except Exception as exc:  # one patient's failure must not lose the others' work
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        step, reason = (
+            (exc.step, exc.reason) if isinstance(exc, _StepError) else ("extraction", _reason(exc))
+        )
         return PatientResult(
-            rows={t: {"qa.extraction_error": reason} for t in task.tumour_ids}, error=reason
+            rows={t: {"qa.extraction_error": f"{step}: {reason}"} for t in task.tumour_ids},
+            error=reason,
+            step=step,
         )
 
 
 def _measure_patient(task: _PatientTask) -> PatientResult:
     empty = dict.fromkeys(GEOMETRY_COLUMNS)
-    scans = _load_scans(task)
+    warnings: list[dict[str, Any]] = []
+    scans = _load_scans(task, warnings)
     if scans is None:
         qa = _qa_columns(None, None, None, "not measured: no pre-ablation CT or tumour mask")
-        return PatientResult(rows={t: {**empty, **qa} for t in task.tumour_ids})
+        reason = "no pre-ablation CT or tumour mask"
+        warnings.append(_warning(task.patient_id, None, "images", ["geom.*", "rad.*"], reason))
+        return PatientResult(rows={t: {**empty, **qa} for t in task.tumour_ids}, warnings=warnings)
     qa = scans.qa or {}
     rows: dict[int, dict[str, Any]] = {t: {**empty, **qa} for t in task.tumour_ids}
     if scans.zones_pre is not None:
         sx, sy, sz = scans.tumours.spacing_mm
         spacing = (sz, sy, sx)
-        liver_mask = None if scans.liver is None else scans.liver.array > 0
-        large = None if scans.vessels is None else large_vessels(scans.vessels.array > 0, spacing)
-        for tumour_id in task.tumour_ids:
-            geometry = tumour_geometry(
-                scans.tumours.array == tumour_id,
-                scans.zones_pre == tumour_id,
-                spacing,
-                liver=liver_mask,
-                large_vessel_mask=large,
+        with _step("geometry"):
+            liver_mask = None if scans.liver is None else scans.liver.array > 0
+            large = (
+                None if scans.vessels is None else large_vessels(scans.vessels.array > 0, spacing)
             )
+        for tumour_id in task.tumour_ids:
+            try:
+                geometry = tumour_geometry(
+                    scans.tumours.array == tumour_id,
+                    scans.zones_pre == tumour_id,
+                    spacing,
+                    liver=liver_mask,
+                    large_vessel_mask=large,
+                )
+            except Exception as exc:  # this tumour's geometry only: the others go on
+                warnings.append(
+                    _warning(task.patient_id, tumour_id, "geometry", ["geom.*"], _reason(exc))
+                )
+                continue
             rows[tumour_id].update(geometry.as_columns())
-    result = PatientResult(rows=rows)
+    result = PatientResult(rows=rows, warnings=warnings)
     for tumour_id in task.tumour_ids:
         if not (scans.tumours.array == tumour_id).any():
             continue
         if task.config.radiomics is not None:
-            rows[tumour_id].update(_radiomics(task, scans, tumour_id, result.perturbed))
+            with _step("radiomics"):
+                rows[tumour_id].update(
+                    _radiomics(task, scans, tumour_id, result.perturbed, warnings)
+                )
         if task.config.crops.enabled:
-            result.crops.update(_crops(task, scans, tumour_id))
+            try:
+                result.crops.update(_crops(task, scans, tumour_id))
+            except Exception as exc:  # no crops for this tumour; an image model will say so
+                warnings.append(_warning(task.patient_id, tumour_id, "crops", [], _reason(exc)))
     return result
 
 
@@ -445,13 +619,20 @@ def extract(
     done = len(results)
     if progress:
         progress(done, len(tasks))
+    uncached: set[str] = set()
     for position, result in run_tasks(
         _patient_features, [t for t, _ in todo], workers=workers, scheduler=scheduler
     ):
         task, key = todo[position]
         results[task.patient_id] = result
         if store is not None and result.error is None:
-            store.put(task.patient_id, key, result)
+            try:
+                store.put(task.patient_id, key, result)
+            except (OSError, CacheError) as exc:  # the result is used; it is just not kept
+                uncached.add(task.patient_id)
+                result.warnings.append(
+                    _warning(task.patient_id, None, "cache", [], f"not cached: {_reason(exc)}")
+                )
         done += 1
         if progress:
             progress(done, len(tasks))
@@ -474,17 +655,69 @@ def extract(
             "keys": {
                 t.patient_id: k
                 for t, k in zip(tasks, keys, strict=True)
-                if results[t.patient_id].crops
+                if results[t.patient_id].crops and t.patient_id not in uncached
             },
             "channels": {name: list(c) for name, c in CHANNELS.items()},
             "size_mm": config.crops.size_mm,
             "spacing_mm": config.crops.spacing_mm,
         }
-    failed = sorted(pid for pid, r in results.items() if r.error)
-    table.attrs["hepablate"]["failed_patients"] = failed
+    table.attrs["hepablate"]["failed_patients"] = [
+        {"patient": pid, "step": results[pid].step, "reason": results[pid].error}
+        for pid in sorted(results)
+        if results[pid].error
+    ]
+    table.attrs["hepablate"]["warnings"] = (
+        _validation_warnings(cohort, config)
+        + [
+            _warning(
+                d["patient"],
+                None,
+                "cache",
+                [],
+                f"{d['file']}: {d['reason']}; discarded and extracted again",
+                left_empty=False,
+            )
+            for d in (store.discarded if store is not None else [])
+        ]
+        + [w for pid in sorted(results) for w in results[pid].warnings]
+    )
     if encoder is not None:
         table = _with_deep_features(table, encoder)
     return table
+
+
+def _validation_warnings(cohort: Cohort, config: ExtractionConfig) -> list[dict[str, Any]]:
+    """The validation warnings that concern measured columns, so the table says what its
+    values rest on: a scan without anatomy, a tumour cut by the image edge, one too small."""
+    names = config.images
+    pre, post = ["geom.*", "rad.*"], _REGISTERED_COLUMNS
+    affected = {
+        ("images.constant_scan", names.pre_ct): pre,
+        ("images.constant_scan", names.post_ct): post,
+        ("images.touches_edge", names.tumours): ["geom.*", "rad.tumour.*", "rad.ring.*"],
+        ("images.touches_edge", names.ablation): post,
+        ("images.too_small_for_radiomics", names.tumours): ["rad.tumour.*"],
+        ("images.too_small_for_radiomics", names.ablation): ["rad.ablation.*"],
+    }
+    found: list[dict[str, Any]] = []
+    for problem in cohort.report.warnings if cohort.report is not None else []:
+        columns = affected.get((problem.code, problem.field or ""))
+        if columns is None or problem.patient is None:
+            continue
+        found.append(
+            {
+                **_warning(
+                    problem.patient,
+                    problem.tumour,
+                    "validation",
+                    columns,
+                    f"{problem.message} ({problem.file})",
+                    left_empty=False,
+                ),
+                "code": problem.code,
+            }
+        )
+    return found
 
 
 def _deep_encoder(config: ExtractionConfig, cache: Path | None) -> Any:
@@ -559,18 +792,20 @@ def _robustness(
 
 def load_crops(table: pd.DataFrame, patient_id: str, tumour_id: int) -> dict[str, np.ndarray]:
     """The deep-model crops of one tumour (``pre`` and ``post``, channels first), from the cache
-    the FeatureTable was extracted with; channel names are in ``attrs["hepablate"]["crops"]``."""
+    the FeatureTable was extracted with; channel names are in ``attrs["hepablate"]["crops"]``.
+
+    The entry is checked against its checksums first: a missing, damaged or edited crops file
+    raises :class:`CacheError` naming the patient and the file."""
     info = table.attrs["hepablate"].get("crops") or {}
     key = (info.get("keys") or {}).get(patient_id)
     if not info.get("cache") or key is None:
         raise KeyError(f"no crops for patient {patient_id} in this FeatureTable")
-    path = FeatureCache(Path(info["cache"])).crops_path(patient_id, key)
-    with np.load(path, allow_pickle=False) as archive:
-        return {
-            name: archive[f"{tumour_id}_{name}"]
-            for name in ("pre", "post")
-            if f"{tumour_id}_{name}" in archive.files
-        }
+    crops = FeatureCache(Path(info["cache"])).read_crops(patient_id, key)
+    return {
+        name: crops[f"{tumour_id}_{name}"]
+        for name in ("pre", "post")
+        if f"{tumour_id}_{name}" in crops
+    }
 
 
 def _with_metadata(table: pd.DataFrame, cohort: Cohort, config: ExtractionConfig) -> pd.DataFrame:
@@ -581,5 +816,7 @@ def _with_metadata(table: pd.DataFrame, cohort: Cohort, config: ExtractionConfig
         "rows": "tumour" if isinstance(table.index, pd.MultiIndex) else "patient",
         # What the outcome.* columns mean, for `hepablate train`.
         "endpoints": [e.model_dump(mode="json") for e in cohort.schema.endpoints],
+        "warnings": [],
+        "failed_patients": [],
     }
     return table

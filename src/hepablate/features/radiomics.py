@@ -22,7 +22,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -31,15 +31,19 @@ import SimpleITK as sitk
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy import ndimage
 
+from hepablate.cohort.image_checks import MIN_RADIOMICS_VOXELS
 from hepablate.imaging.io import Grid, Volume
 
 __all__ = [
     "FAMILIES",
+    "MIN_RADIOMICS_VOXELS",
     "RadiomicsConfig",
     "RadiomicsError",
+    "RegionMeasurement",
     "ResampledGrid",
     "compute_radiomics",
     "crop_to_mask",
+    "measure_region",
     "mirp_settings",
     "resample_image",
     "resample_mask",
@@ -380,6 +384,105 @@ def compute_radiomics(
         if column is not None:
             out[column] = float(value) if isinstance(value, int | float) else float("nan")
     return out
+
+
+@dataclass
+class RegionMeasurement:
+    """The features of one region that could be measured, and why the others could not.
+
+    ``problems`` holds, per part left unmeasured, the FeatureTable columns it leaves empty (as
+    ``fnmatch`` patterns, ``rad.tumour.cm.*``) and the reason in a sentence; ``undefined`` the
+    columns MIRP measured without a value (NaN: undefined for this region, e.g. a texture
+    matrix of a region without neighbouring voxels of another grey level).
+    """
+
+    columns: dict[str, float]
+    problems: list[tuple[list[str], str]]
+    undefined: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when no family was left out (undefined values aside)."""
+        return not self.problems
+
+
+def _grid_phrase(config: RadiomicsConfig) -> str:
+    spacing = config.spacing_mm
+    if spacing is None:
+        return "the scan's own grid"
+    text = (
+        f"{spacing:g} mm"
+        if not isinstance(spacing, tuple)
+        else "x".join(f"{s:g}" for s in spacing) + " mm"
+    )
+    return f"the {text} radiomics grid (partial-volume threshold {config.mask_threshold:g})"
+
+
+def measure_region(
+    image: Volume,
+    mask: np.ndarray,
+    config: RadiomicsConfig,
+    *,
+    region: str,
+    families: tuple[str, ...] | None = None,
+) -> RegionMeasurement:
+    """:func:`compute_radiomics` of a region on the already resampled scan (``mask`` on its
+    grid), measuring what can be measured and saying why the rest cannot, instead of raising.
+
+    A region with fewer than :data:`MIN_RADIOMICS_VOXELS` voxels on the radiomics grid, or
+    within the re-segmentation range, is left out whole; when MIRP refuses the region, each
+    family is tried alone and only those it refuses are left out; features MIRP returns
+    without a value (undefined for this region) are named.
+    """
+    everything = [f"rad.{region}.*"]
+    voxels = int(np.count_nonzero(mask))
+    if voxels < MIN_RADIOMICS_VOXELS:
+        return RegionMeasurement(
+            {},
+            [
+                (
+                    everything,
+                    f"the {region} region has {voxels} voxel(s) on {_grid_phrase(config)}; "
+                    f"radiomics needs at least {MIN_RADIOMICS_VOXELS}",
+                )
+            ],
+        )
+    if config.resegmentation_hu is not None:
+        low, high = config.resegmentation_hu
+        values = image.array[mask]
+        inside = int(np.count_nonzero((values >= low) & (values <= high)))
+        if inside < MIN_RADIOMICS_VOXELS:
+            return RegionMeasurement(
+                {},
+                [
+                    (
+                        everything,
+                        f"{inside} of the {region} region's {voxels} voxels lie within the "
+                        f"re-segmentation range [{low:g}, {high:g}] HU (its values run from "
+                        f"{float(values.min()):g} to {float(values.max()):g}); radiomics needs "
+                        f"at least {MIN_RADIOMICS_VOXELS}",
+                    )
+                ],
+            )
+    problems: list[tuple[list[str], str]] = []
+    try:
+        columns = compute_radiomics(
+            image, mask, config, region=region, families=families, resampled=True
+        )
+    except RadiomicsError:
+        columns = {}
+        wanted = [f for f in config.families if families is None or f in families]
+        for family in wanted:
+            try:
+                columns.update(
+                    compute_radiomics(
+                        image, mask, config, region=region, families=(family,), resampled=True
+                    )
+                )
+            except RadiomicsError as exc:
+                problems.append(([f"rad.{region}.{family}.*"], str(exc)))
+    undefined = sorted(c for c, v in columns.items() if not np.isfinite(v))
+    return RegionMeasurement(columns, problems, undefined)
 
 
 @contextmanager
