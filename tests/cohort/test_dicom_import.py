@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+import yaml
+from click.testing import Result
 from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
@@ -117,22 +120,46 @@ def test_mapping_inside_the_cohort_is_refused(dicom_source: Path, tmp_path: Path
     assert "outside the cohort" in result.stdout
 
 
-def test_one_study_is_not_enough(dicom_source: Path, tmp_path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(dicom_source / "study2")
-
-    result = CliRunner().invoke(
-        app,
-        [
-            "import-dicom",
-            str(dicom_source),
-            "--out",
-            str(tmp_path / "c"),
-            "--mapping",
-            str(tmp_path / "m.csv"),
-        ],
+def _import(source: Path, tmp_path: Path, *options: str) -> Result:
+    out, mapping = tmp_path / "cohort", tmp_path / "private" / "mapping.csv"
+    return CliRunner().invoke(
+        app, ["import-dicom", str(source), "--out", str(out), "--mapping", str(mapping), *options]
     )
 
+
+def test_one_study_is_a_pre_treatment_patient(dicom_source: Path, tmp_path: Path) -> None:
+    shutil.rmtree(dicom_source / "study2")
+
+    result = _import(dicom_source, tmp_path)
+
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "cohort"
+    assert validate_cohort(out).errors == []
+    assert sorted(p.name for p in (out / "images" / "P0001").iterdir()) == [
+        "liver.nii.gz",
+        "pre_ct.nii.gz",
+        "pre_tumours.nii.gz",
+    ]
+    images = yaml.safe_load((out / "cohort.yaml").read_text(encoding="utf-8"))["images"]
+    assert images["scans"] == {"pre_ct": {"modality": "CT", "required": True}}
+    assert set(images["masks"]) == {"pre_tumours", "liver"}
+    assert "P0001,\n" in (out / "patients.csv").read_text(encoding="utf-8")  # no days
+
+
+def test_a_failed_import_writes_nothing(dicom_source: Path, tmp_path: Path) -> None:
+    _write_study(
+        read_volume(EXAMPLE_COHORT / "images" / "P01" / "pre_ct.nii.gz"),
+        dicom_source / "study3" / "ct",
+        generate_uid(entropy_srcs=["third"]),
+        "20210601",
+        "PV follow-up",
+    )
+
+    result = _import(dicom_source, tmp_path)
+
     assert result.exit_code == 2
-    assert "patient MRN-4711: 1 study with images" in result.stdout
+    assert "PatientID MRN-4711: 3 studies with a scan (2021-03-04 in study1/ct; 2021-04-15 in " in (
+        result.stdout.replace("\n", " ")
+    )
+    assert not (tmp_path / "cohort").exists() and not (tmp_path / "private").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no staging folder left

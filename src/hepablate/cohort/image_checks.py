@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from hepablate.cohort.image_plausibility import report_implausible_mask, report_implausible_scan
 from hepablate.cohort.problems import ValidationReport
 from hepablate.cohort.schema import CohortSchema, ImagesSpec, MaskSpec, ScanSpec
 from hepablate.imaging.io import IMAGE_SUFFIXES, Grid, ImageReadError, find_image, read_volume
@@ -146,6 +147,8 @@ def _check_patient(
             volume = _read(paths[name], patient, name, root, report)
             if volume is not None:
                 grids[name] = volume.grid
+                where = {"patient": patient, "file": _relative(paths[name], root), "field": name}
+                report_implausible_scan(volume, spec.scans[name].modality, report, **where)
     for name, mask_spec in spec.masks.items():
         if name in paths:
             _check_mask(paths[name], name, mask_spec, grids, patient, tumours, root, report)
@@ -182,6 +185,8 @@ def _check_mask(
     if volume is None:
         return
     where = {"patient": patient, "file": _relative(path, root), "field": name}
+    if report_implausible_mask(volume, report, **where):
+        return
     scan_grid = scan_grids.get(spec.scan)
     if scan_grid is not None:
         differences = scan_grid.differences(volume.grid)
