@@ -183,12 +183,12 @@ def _when(day: str, time: str) -> datetime | None:
 def _referenced_series(dataset: pydicom.Dataset) -> str | None:
     if dataset.Modality == "SEG":
         for item in getattr(dataset, "ReferencedSeriesSequence", []):
-            return str(item.SeriesInstanceUID)
+            return _text(item, "SeriesInstanceUID") or None
         return None
     for frame in getattr(dataset, "ReferencedFrameOfReferenceSequence", []):
         for study in getattr(frame, "RTReferencedStudySequence", []):
             for series in getattr(study, "RTReferencedSeriesSequence", []):
-                return str(series.SeriesInstanceUID)
+                return _text(series, "SeriesInstanceUID") or None
     return None
 
 
@@ -199,10 +199,12 @@ def _index(source: Path, result: ImportResult) -> tuple[list[_File], list[str]]:
         relative = path.relative_to(source)
         try:
             dataset = pydicom.dcmread(path, stop_before_pixels=True)
-            study_uid = str(dataset.StudyInstanceUID)
-            modality = str(dataset.Modality)
-        except Exception:  # not DICOM, or missing the identifying tags
+        except Exception:  # pydicom raises several types for a file that is not DICOM
             result.not_dicom.append(relative.as_posix())
+            continue
+        modality = _text(dataset, "Modality")
+        if not modality:
+            result.not_imported.append(f"{relative.as_posix()}: a DICOM file without Modality")
             continue
         is_image = "Rows" in dataset and modality not in _MASK_OBJECTS
         if modality not in _MASK_OBJECTS and not is_image:
@@ -224,7 +226,7 @@ def _index(source: Path, result: ImportResult) -> tuple[list[_File], list[str]]:
                     _text(dataset, "PatientBirthDate"),
                     _text(dataset, "PatientSex"),
                 ),
-                study_uid=study_uid,
+                study_uid=_text(dataset, "StudyInstanceUID"),
                 when=_when(_text(dataset, "StudyDate"), _text(dataset, "StudyTime")),
                 modality=modality,
                 series_uid=_text(dataset, "SeriesInstanceUID"),
@@ -359,7 +361,7 @@ class _PatientImport:
                 # Keyed by folder too: some data sets give their mask series the CT's UID.
                 images.setdefault((file.folder, file.series_uid), _Series([])).files.append(file)
         scans_by_study: dict[str, list[_Series]] = {}
-        mask_series: list[tuple[_Series, _Named, np.ndarray]] = []
+        mask_series: list[tuple[_Series, _Named]] = []
         for series in images.values():
             try:
                 volume = _read_series(series, workdir)
@@ -385,7 +387,7 @@ class _PatientImport:
 
     def _classify(
         self, series: _Series, volume: Volume
-    ) -> Literal["scan"] | tuple[_Series, _Named, np.ndarray] | None:
+    ) -> Literal["scan"] | tuple[_Series, _Named] | None:
         values = binary_values(volume.array)
         if values is None:
             if series.head.modality not in _SCAN_MODALITIES:
@@ -408,8 +410,10 @@ class _PatientImport:
                 f"the value {values[0]:g}: an empty mask?"
             )
             return None
-        # The larger of the two values is the structure (0/255, 0/1, or -1024/-769 rescaled).
-        return series, named, volume.array == values[1]
+        # The larger of the two values is the structure (0/255, 0/1, or -1024/-769 rescaled);
+        # only the structure's voxels are kept (a byte each, not the series' two or four).
+        series.volume = Volume(array=volume.array == values[1], grid=volume.grid)
+        return series, named
 
     def _name_of_series(self, series: _Series) -> _Named | None:
         candidates = [("description", series.head.description)]
@@ -439,7 +443,7 @@ class _PatientImport:
         self,
         by_study: dict[str, list[_Series]],
         objects: list[_File],
-        masks: list[tuple[_Series, _Named, np.ndarray]],
+        masks: list[tuple[_Series, _Named]],
     ) -> list[_Scan] | None:
         referenced = {f.referenced for f in objects}
         chosen: list[_Scan] = []
@@ -447,13 +451,14 @@ class _PatientImport:
             if len(candidates) > 1:
                 candidates = (
                     [s for s in candidates if s.head.series_uid in referenced]
-                    or [s for s in candidates if any(_same_grid(s, m) for m, _, _ in masks)]
+                    or [s for s in candidates if any(_same_grid(s, m) for m, _ in masks)]
                     or candidates
                 )
             if len(candidates) != 1:
                 labels = "; ".join(s.label for s in candidates)
                 self.problem(
-                    f"study {study}: {len(candidates)} scan series ({labels}) and no "
+                    f"study {study or '(blank StudyInstanceUID)'}: {len(candidates)} scan series "
+                    f"({labels}) and no "
                     "segmentation or mask series on only one of them; keep one series"
                 )
                 continue
@@ -465,6 +470,7 @@ class _PatientImport:
             self.problem(f"no CT or MR scan series (folders {_folders(self.files)})")
             return None
         if len(chosen) > 2:
+            chosen.sort(key=lambda s: s.when or datetime.min)
             studies = "; ".join(
                 f"{_day(s.when)} in {s.series.head.folder.as_posix() or '.'}" for s in chosen
             )
@@ -496,26 +502,30 @@ class _PatientImport:
         self,
         scans: list[_Scan],
         masks: list[list[_Mask]],
-        found: list[tuple[_Series, _Named, np.ndarray]],
+        found: list[tuple[_Series, _Named]],
     ) -> None:
-        for series, named, voxels in found:
+        for series, named in found:
+            assert series.volume is not None
             on = [k for k, scan in enumerate(scans) if _same_grid(scan.series, series)]
-            if len(on) > 1:
-                on = [k for k in on if scans[k].study_uid == series.head.study_uid]
+            if len(on) > 1:  # pre and post on one grid: the scan of the mask's own study
+                on = [k for k in on if scans[k].study_uid == series.head.study_uid] or on
             if len(on) != 1:
-                assert series.volume is not None
                 differences = "; ".join(scans[0].volume.grid.differences(series.volume.grid))
-                why = f"not on the grid of any scan ({differences} from the pre-treatment scan)"
-                if len(on) > 1:
-                    why = "on the grids of both scans, from another study"
+                why = (
+                    f"not on the grid of any scan ({differences} from the pre-treatment scan)"
+                    if not on
+                    else "on the grids of both scans, and in the study of neither"
+                )
                 self.problem(f"{series.label}: a mask series of {named.structure} {why}")
                 continue
-            masks[on[0]].append(_Mask(named, voxels, series.label))
+            masks[on[0]].append(_Mask(named, series.volume.array, series.label))
 
     def _attach_objects(
         self, scans: list[_Scan], masks: list[list[_Mask]], objects: list[_File]
     ) -> None:
-        by_uid = {scan.series.head.series_uid: k for k, scan in enumerate(scans)}
+        by_uid = {
+            s.series.head.series_uid: k for k, s in enumerate(scans) if s.series.head.series_uid
+        }
         for file in objects:
             k = by_uid.get(file.referenced or "")
             where = file.folder / file.path.name
@@ -701,31 +711,12 @@ def import_dicom(
                 if failed:
                     problems += failed
                     continue
-                scans = patient.scans
-                for name, scan in zip(_SCAN_FILES, scans, strict=False):
+                for name, scan in zip(_SCAN_FILES, patient.scans, strict=False):
                     modalities[name].add(scan.series.head.modality)
-                pre = scans[0]
-                post = scans[1] if len(scans) == 2 else None
-                days = (
-                    (post.when.date() - pre.when.date()).days
-                    if post and post.when and pre.when
-                    else None
-                )
-                rows.append({"patient_id": pseudonym, "days_pre_to_post": days})
+                row, link = _records(pseudonym, groups[key], patient)
+                rows.append(row)
+                links.append(link)
                 tumour_rows += [{"patient_id": pseudonym, "tumour_id": t} for t in tumours]
-                head = groups[key][0]
-                links.append(
-                    {
-                        "pseudonym": pseudonym,
-                        "patient_id": head.patient_id,
-                        "patient_name": head.demographics[0],
-                        "folders": _folders(groups[key]),
-                        "pre_study_uid": pre.study_uid,
-                        "pre_study_date": _day(pre.when) if pre.when else "",
-                        "post_study_uid": post.study_uid if post else "",
-                        "post_study_date": _day(post.when) if post and post.when else "",
-                    }
-                )
                 written = sorted(
                     p.name.split(".")[0] for p in (staging / "images" / pseudonym).iterdir()
                 )
@@ -751,6 +742,28 @@ def import_dicom(
     mapping.parent.mkdir(parents=True, exist_ok=True)
     _write_csv(mapping, links)
     return result
+
+
+def _records(
+    pseudonym: str, files: list[_File], patient: _Patient
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The patient's row of patients.csv (no identity, no date) and its row of the mapping."""
+    pre = patient.scans[0]
+    post = patient.scans[1] if len(patient.scans) == 2 else None
+    days = None
+    if post is not None and post.when is not None and pre.when is not None:
+        days = (post.when.date() - pre.when.date()).days
+    link: dict[str, object] = {
+        "pseudonym": pseudonym,
+        "patient_id": files[0].patient_id,
+        "patient_name": files[0].demographics[0],
+        "folders": _folders(files),
+        "pre_study_uid": pre.study_uid,
+        "pre_study_date": pre.when.date().isoformat() if pre.when else "",
+        "post_study_uid": post.study_uid if post else "",
+        "post_study_date": post.when.date().isoformat() if post and post.when else "",
+    }
+    return {"patient_id": pseudonym, "days_pre_to_post": days}, link
 
 
 def _write_csv(
