@@ -163,3 +163,42 @@ def test_a_failed_import_writes_nothing(dicom_source: Path, tmp_path: Path) -> N
     )
     assert not (tmp_path / "cohort").exists() and not (tmp_path / "private").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no staging folder left
+
+
+@pytest.mark.shared_data
+def test_real_rtstruct_gtv_imports_as_a_tumour_with_a_mask_names_rule(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    phantom = shared_data / "ibsi" / "data_sets" / "ibsi_1_ct_radiomics_phantom"
+    rules = tmp_path / "names.yaml"
+    rules.write_text("rules:\n  - {pattern: 'gtv ?(?P<n>\\d+)', structure: tumour}\n", "utf-8")
+
+    without = _import(phantom / "dicom", tmp_path)
+    assert without.exit_code == 0, without.output
+    assert "segment 'GTV-1' not imported (no mask-names rule)" in without.stdout
+    shutil.rmtree(tmp_path / "cohort")
+    result = _import(phantom / "dicom", tmp_path, "--mask-names", str(rules))
+
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "cohort"
+    assert validate_cohort(out).errors == []
+    tumours = read_volume(out / "images" / "P0001" / "pre_tumours.nii.gz")
+    nifti = read_volume(phantom / "nifti" / "mask" / "mask.nii.gz")
+    assert int((tumours.array == 1).sum()) == int((nifti.array > 0).sum()) == 125256
+    assert tumours.grid.differences(nifti.grid) == []
+
+
+@pytest.mark.shared_data
+def test_real_dicom_seg_of_the_liver_imports(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "dicom" / "dcmqi_liver_ct_3slice_seg"
+    source = tmp_path / "export"
+    shutil.copytree(folder / "ct-3slice", source / "ct")
+    shutil.copy(folder / "liver.dcm", source / "liver.dcm")
+
+    result = _import(source, tmp_path)
+
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "cohort"
+    assert validate_cohort(out).errors == []
+    liver = read_volume(out / "images" / "P0001" / "liver.nii.gz").array
+    np.testing.assert_array_equal(liver, read_volume(folder / "liver_seg.nrrd").array > 0)

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from hepablate.cli import app
 from hepablate.cohort import validate_cohort
+from hepablate.cohort.dicom_import import MaskNames
 from hepablate.imaging.io import Volume, read_volume, write_dicom_series
 from tests.conftest import EXAMPLE_COHORT
 
@@ -373,3 +374,43 @@ def test_overlapping_tumour_series_are_refused(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "tumour 1 and tumour 2 overlap in" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "structure", "number"),
+    [
+        # The examples of docs/cohort-format.md, section 7.
+        ("Tumour 1", "tumour", 1),
+        ("tumor_2", "tumour", 2),
+        ("livertumor01", "tumour", 1),
+        ("lesion 3", "tumour", 3),
+        ("Ablation zone 1", "ablation", 1),
+        ("ablation 2", "ablation", 2),
+        ("zone 3", "ablation", 3),
+        ("Liver", "liver", None),
+        ("vessels", "vessels", None),
+        ("portalvein", "vessels", None),
+        ("venoussystem", "vessels", None),
+        ("hepatic artery", "vessels", None),
+        ("venacava", "vessels", None),
+    ],
+)
+def test_the_shipped_mask_names(name: str, structure: str, number: int | None) -> None:
+    named = MaskNames()(name)
+
+    assert named is not None and (named.structure, named.number) == (structure, number)
+
+
+@pytest.mark.parametrize("name", ["livertumors", "liver protocol", "bone", "CT Body 3.0", ""])
+def test_names_without_a_shipped_rule(name: str) -> None:
+    assert MaskNames()(name) is None
+
+
+def test_a_broken_mask_names_file_is_named(tmp_path: Path) -> None:
+    rules = tmp_path / "names.yaml"
+    rules.write_text("rules:\n  - {pattern: 'gtv(', structure: tumour}\n", "utf-8")
+
+    result = _import(tmp_path, tmp_path, "--mask-names", str(rules))
+
+    assert result.exit_code == 2
+    assert f"{rules}: rule 1: 'gtv(': missing ), unterminated subpattern" in result.stdout

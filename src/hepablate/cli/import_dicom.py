@@ -39,7 +39,7 @@ def import_dicom(
         typer.Option(
             "--mask-names",
             help="A YAML file of rules naming mask structures, tried before the shipped ones "
-            "(hepablate/configs/dicom_masks.yaml; docs/cohort-format.md, section 7).",
+            "(hepablate/cohort/dicom_masks.yaml; docs/cohort-format.md, section 7).",
         ),
     ] = None,
 ) -> None:

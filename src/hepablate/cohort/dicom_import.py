@@ -16,7 +16,7 @@ The layouts read (docs/cohort-format.md, section 7):
   one or two distinct values, e.g. 0/255, of any modality, as several public liver data sets
   ship them, on the grid of a scan). A binary series is never a scan. A mask's structure comes
   from its name (segment label, ROI name, or the series' description or folder) through the
-  rules of a mask-names file (``hepablate/configs/dicom_masks.yaml``, extended with
+  rules of a mask-names file (``hepablate/cohort/dicom_masks.yaml``, extended with
   ``--mask-names``): ``tumour N`` -> ``pre_tumours`` label N, ``ablation N`` -> ``post_ablation``
   label N, ``liver`` -> ``liver`` / ``post_liver``, vessels -> ``vessels``.
 
@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -46,14 +47,15 @@ import pydicom
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from hepablate import configs
 from hepablate.cohort.image_plausibility import binary_values, scan_problem
 from hepablate.imaging.io import ImageReadError, Volume, read_volume, write_volume
 from hepablate.imaging.segmentations import read_dicom_seg, read_rtstruct
 
-__all__ = ["DicomImportError", "ImportResult", "PatientRule", "import_dicom"]
+__all__ = ["DicomImportError", "ImportResult", "MaskNames", "PatientRule", "import_dicom"]
 
 _SCAN_MODALITIES = ("CT", "MR")
+# The mask-names rules shipped with the package (docs/cohort-format.md, section 7).
+_SHIPPED_MASK_NAMES = Path(str(resources.files("hepablate.cohort") / "dicom_masks.yaml"))
 _MASK_OBJECTS = ("SEG", "RTSTRUCT")
 
 
@@ -109,7 +111,7 @@ class MaskNames:
     """The rules that turn a segment, ROI or series name into a structure (and a number)."""
 
     def __init__(self, extra: Path | None = None) -> None:
-        files = [*([extra] if extra is not None else []), configs.path("dicom_masks")]
+        files = [*([extra] if extra is not None else []), _SHIPPED_MASK_NAMES]
         self.rules: list[tuple[re.Pattern[str], Structure]] = []
         for path in files:
             self.rules += _load_rules(path)
