@@ -202,3 +202,29 @@ def test_real_dicom_seg_of_the_liver_imports(shared_data: Path, tmp_path: Path) 
     assert validate_cohort(out).errors == []
     liver = read_volume(out / "images" / "P0001" / "liver.nii.gz").array
     np.testing.assert_array_equal(liver, read_volume(folder / "liver_seg.nrrd").array > 0)
+
+
+def test_a_one_image_series_beside_the_scan_is_listed_not_fatal(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    pre = read_volume(EXAMPLE_COHORT / "images" / "P01" / "pre_ct.nii.gz")
+    scout = Volume(array=pre.array[:1], grid=pre.grid)
+    study = str(pydicom.dcmread(next((dicom_source / "study1" / "ct").iterdir())).StudyInstanceUID)
+    write_dicom_series(
+        scout,
+        dicom_source / "study1" / "scout",
+        patient_id=PHI[1],
+        patient_name=PHI[0],
+        study_uid=study,
+        study_date="20210304",
+        series_description="Topogram",
+        series_number=2,
+    )
+
+    result = _import(dicom_source, tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "not imported: CT series in study1/scout ('Topogram'): one image, not a volume" in (
+        result.stdout
+    )
+    assert validate_cohort(tmp_path / "cohort").errors == []

@@ -157,7 +157,8 @@ class _File:
     path: Path
     folder: PurePosixPath  # relative to the source folder
     patient_id: str
-    demographics: tuple[str, str, str]  # name, birth date, sex
+    patient_name: str
+    demographics: tuple[str, str, str]  # name (compared as written loosely), birth date, sex
     study_uid: str
     when: datetime | None
     modality: str
@@ -223,8 +224,10 @@ def _index(source: Path, result: ImportResult) -> tuple[list[_File], list[str]]:
                 path=path,
                 folder=PurePosixPath(relative.parent.as_posix()),
                 patient_id=_text(dataset, "PatientID"),
+                patient_name=_text(dataset, "PatientName"),
                 demographics=(
-                    _text(dataset, "PatientName"),
+                    # DOE^JANE and DOE^JANE^^^ are one name, as exports write it
+                    _text(dataset, "PatientName").rstrip("^ ").upper(),
                     _text(dataset, "PatientBirthDate"),
                     _text(dataset, "PatientSex"),
                 ),
@@ -368,7 +371,10 @@ class _PatientImport:
             try:
                 volume = _read_series(series, workdir)
             except ImageReadError as exc:
-                self.problem(f"{series.label}: {exc}")
+                if len(series.files) == 1:  # a scout, a dose report, a key image: not a volume
+                    self.notes.append(f"{series.label}: one image, not a volume")
+                else:
+                    self.problem(f"{series.label}: {exc.reason}")
                 continue
             classified = self._classify(series, volume)
             if classified == "scan":
@@ -758,7 +764,7 @@ def _records(
     link: dict[str, object] = {
         "pseudonym": pseudonym,
         "patient_id": files[0].patient_id,
-        "patient_name": files[0].demographics[0],
+        "patient_name": files[0].patient_name,
         "folders": _folders(files),
         "pre_study_uid": pre.study_uid,
         "pre_study_date": pre.when.date().isoformat() if pre.when else "",
