@@ -269,7 +269,7 @@ def test_blank_patient_ids_over_two_studies_are_refused_not_merged(tmp_path: Pat
 
     assert result.exit_code == 2
     message = result.stdout.replace("\n", " ")
-    assert "PatientID (blank): a blank PatientID on two studies (folders case1/ct, case1/liver" in (
+    assert "PatientID (blank): a blank PatientID on two studies (folders case1/..., case2/...)" in (
         message
     )
     assert "use --patient-from folder" in message
@@ -310,9 +310,10 @@ def test_equal_patient_ids_of_different_people_are_refused(tmp_path: Path) -> No
 
     assert result.exit_code == 2
     message = result.stdout.replace("\n", " ")
-    assert "PatientID ANON: files with 2 different patient names share it (folders case1/ct," in (
-        message
-    )
+    assert (
+        "PatientID ANON: files with 2 different patient names share it (folders case1/..., "
+        "case2/...); they are not merged"
+    ) in message
     assert "ROE" not in message  # the folders are named, not the people
 
 

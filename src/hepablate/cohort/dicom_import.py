@@ -243,7 +243,11 @@ def _index(source: Path, result: ImportResult) -> tuple[list[_File], list[str]]:
 
 
 def _folders(files: Iterable[_File]) -> str:
-    names = sorted({f.folder.as_posix() for f in files})
+    """The folders of ``files``, relative to the source; by their top folder when many."""
+    folders = {f.folder for f in files}
+    if len(folders) > 3:
+        folders = {PurePosixPath(*f.parts[:1], "...") if f.parts else f for f in folders}
+    names = sorted(f.as_posix() for f in folders)
     shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
     return shown or "."
 
