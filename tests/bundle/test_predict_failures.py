@@ -4,7 +4,8 @@ The bundle is cheap: a logistic model trained on a tabular virtual cohort to whi
 a tumour-intensity radiomic column are added (what imaging would have measured), with an
 extraction config that measures both from images (first-order radiomics of the tumour, no
 crops). A new virtual patient with images is then broken as the security review did: an
-all-air post CT, a NaN-filled pre CT, all -1024 HU CTs, a one-voxel tumour. Each must end in a
+all-air post CT, a NaN-filled pre CT, all -1024 HU CTs (validation errors now), a misdrawn
+post-CT liver that makes the registration fail, a one-voxel tumour. Each must end in a
 prediction whose imputed inputs are listed with why, or a refusal (exit 2) with the reason.
 """
 
@@ -121,7 +122,7 @@ def _missing(row: dict[str, Any], feature: str) -> dict[str, Any]:
     return check
 
 
-BROKEN_POST = [
+CONSTANT_CTS = [
     ("all_air_post_ct", "post_ct", -1000.0),
     ("all_minus_1024_pre_ct", "pre_ct", -1024.0),
 ]
@@ -129,11 +130,13 @@ BROKEN_POST = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("image", "value"), [c[1:] for c in BROKEN_POST], ids=[c[0] for c in BROKEN_POST]
+    ("image", "value"), [c[1:] for c in CONSTANT_CTS], ids=[c[0] for c in CONSTANT_CTS]
 )
-def test_a_failed_registration_is_refused_with_the_reason_never_exit_1(
+def test_a_constant_ct_is_a_validation_error_naming_the_file_never_exit_1(
     setup: Setup, tmp_path: Path, image: str, value: float
 ) -> None:
+    """An all-air or all -1024 HU scan shows no body: validate refuses it before any
+    registration is tried (it used to fail inside the explanation with exit 1)."""
     patient = _broken(setup, tmp_path, image, lambda a: a.fill(value))
     out = tmp_path / "prediction.json"
 
@@ -142,9 +145,30 @@ def test_a_failed_registration_is_refused_with_the_reason_never_exit_1(
     assert ran.exit_code == 2, ran.output
     assert "Traceback" not in ran.output and "internal error" not in ran.output
     text = " ".join(ran.stdout.split())
+    assert f"[images.implausible_ct] patient SIM0001 · images/SIM0001/{image}.nii.gz" in text
+    assert f"every voxel is {value:g}: it shows no anatomy" in text and not out.exists()
+
+
+def _misdrawn_post_liver(mask: np.ndarray) -> None:
+    """The post-CT liver mask drawn 60 voxels off to the side: registration cannot agree with
+    it, so the liver Dice check fails (a wrong mask, as a hurried reader might leave)."""
+    mask[:] = np.roll(mask, 60, axis=2)
+
+
+@pytest.mark.slow
+def test_a_failed_registration_is_refused_with_the_reason_never_exit_1(
+    setup: Setup, tmp_path: Path
+) -> None:
+    patient = _broken(setup, tmp_path, "post_liver", _misdrawn_post_liver)
+    out = tmp_path / "prediction.json"
+
+    ran = _predict(setup.bundle, patient, out)
+
+    assert ran.exit_code == 2, ran.output
+    assert "Traceback" not in ran.output and "internal error" not in ran.output
+    text = " ".join(ran.stdout.split())
     assert "patient SIM0001 tumour 1: the minimal ablative margin" in text
-    assert "was not measured (registration failed" in text
-    assert f"every voxel of scan '{image}' is {value:g}" in text  # the cause, from validation
+    assert "was not measured (registration failed: liver Dice" in text
     assert "training median margin" in text and not out.exists()
 
 
@@ -152,7 +176,7 @@ def test_a_failed_registration_is_refused_with_the_reason_never_exit_1(
 def test_with_the_margin_imputed_on_request_every_imputed_input_says_why(
     setup: Setup, tmp_path: Path
 ) -> None:
-    patient = _broken(setup, tmp_path, "pre_ct", lambda a: a.fill(-1024.0))
+    patient = _broken(setup, tmp_path, "post_liver", _misdrawn_post_liver)
     bundle = load_bundle(setup.bundle)
 
     with pytest.raises(PredictionRefusedError, match="registration failed"):
@@ -162,18 +186,15 @@ def test_with_the_margin_imputed_on_request_every_imputed_input_says_why(
     [row] = prediction["predictions"]
     assert 0.0 <= row["probability"] <= 1.0
     margin = _missing(row, MARGIN)
-    assert margin["reason"].startswith("registration failed")
+    assert margin["reason"].startswith("registration failed: liver Dice")
     median = bundle.schema["reference"][MARGIN]
     assert margin["message"].endswith(f"the model imputed the training median ({median:.4g})")
-    radiomic = _missing(row, RADIOMIC)
-    assert "re-segmentation range [-150, 350] HU" in radiomic["reason"]
-    assert "radiomics needs at least 27" in radiomic["message"]
     # The contributions still add up: the prediction minus the reference patient's.
     base = pd.DataFrame([bundle.schema["reference"]], index=pd.Index(["reference"]))
     base_risk = float(bundle.risk(bundle.inputs(base))[0])
     total = sum(c["contribution"] for c in row["contributions"])
     assert abs(base_risk + total - row["probability"]) < 1e-6
-    assert any(w["step"] == "validation" for w in prediction["warnings"])
+    assert any(w["step"] == "registration" for w in prediction["warnings"])
 
 
 @pytest.mark.slow

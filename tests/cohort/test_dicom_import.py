@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
+import yaml
+from click.testing import Result
 from pydicom.uid import generate_uid
 from typer.testing import CliRunner
 
@@ -117,22 +120,111 @@ def test_mapping_inside_the_cohort_is_refused(dicom_source: Path, tmp_path: Path
     assert "outside the cohort" in result.stdout
 
 
-def test_one_study_is_not_enough(dicom_source: Path, tmp_path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(dicom_source / "study2")
-
-    result = CliRunner().invoke(
-        app,
-        [
-            "import-dicom",
-            str(dicom_source),
-            "--out",
-            str(tmp_path / "c"),
-            "--mapping",
-            str(tmp_path / "m.csv"),
-        ],
+def _import(source: Path, tmp_path: Path, *options: str) -> Result:
+    out, mapping = tmp_path / "cohort", tmp_path / "private" / "mapping.csv"
+    return CliRunner().invoke(
+        app, ["import-dicom", str(source), "--out", str(out), "--mapping", str(mapping), *options]
     )
 
+
+def test_one_study_is_a_pre_treatment_patient(dicom_source: Path, tmp_path: Path) -> None:
+    shutil.rmtree(dicom_source / "study2")
+
+    result = _import(dicom_source, tmp_path)
+
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "cohort"
+    assert validate_cohort(out).errors == []
+    assert sorted(p.name for p in (out / "images" / "P0001").iterdir()) == [
+        "liver.nii.gz",
+        "pre_ct.nii.gz",
+        "pre_tumours.nii.gz",
+    ]
+    images = yaml.safe_load((out / "cohort.yaml").read_text(encoding="utf-8"))["images"]
+    assert images["scans"] == {"pre_ct": {"modality": "CT", "required": True}}
+    assert set(images["masks"]) == {"pre_tumours", "liver"}
+    assert "P0001,\n" in (out / "patients.csv").read_text(encoding="utf-8")  # no days
+
+
+def test_a_failed_import_writes_nothing(dicom_source: Path, tmp_path: Path) -> None:
+    _write_study(
+        read_volume(EXAMPLE_COHORT / "images" / "P01" / "pre_ct.nii.gz"),
+        dicom_source / "study3" / "ct",
+        generate_uid(entropy_srcs=["third"]),
+        "20210601",
+        "PV follow-up",
+    )
+
+    result = _import(dicom_source, tmp_path)
+
     assert result.exit_code == 2
-    assert "patient MRN-4711: 1 study with images" in result.stdout
+    assert "PatientID MRN-4711: 3 studies with a scan (2021-03-04 in study1/ct; 2021-04-15 in " in (
+        result.stdout.replace("\n", " ")
+    )
+    assert not (tmp_path / "cohort").exists() and not (tmp_path / "private").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no staging folder left
+
+
+@pytest.mark.shared_data
+def test_real_rtstruct_gtv_imports_as_a_tumour_with_a_mask_names_rule(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    phantom = shared_data / "ibsi" / "data_sets" / "ibsi_1_ct_radiomics_phantom"
+    rules = tmp_path / "names.yaml"
+    rules.write_text("rules:\n  - {pattern: 'gtv ?(?P<n>\\d+)', structure: tumour}\n", "utf-8")
+
+    without = _import(phantom / "dicom", tmp_path)
+    assert without.exit_code == 0, without.output
+    assert "segment 'GTV-1' not imported (no mask-names rule)" in without.stdout
+    shutil.rmtree(tmp_path / "cohort")
+    result = _import(phantom / "dicom", tmp_path, "--mask-names", str(rules))
+
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "cohort"
+    assert validate_cohort(out).errors == []
+    tumours = read_volume(out / "images" / "P0001" / "pre_tumours.nii.gz")
+    nifti = read_volume(phantom / "nifti" / "mask" / "mask.nii.gz")
+    assert int((tumours.array == 1).sum()) == int((nifti.array > 0).sum()) == 125256
+    assert tumours.grid.differences(nifti.grid) == []
+
+
+@pytest.mark.shared_data
+def test_real_dicom_seg_of_the_liver_imports(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "dicom" / "dcmqi_liver_ct_3slice_seg"
+    source = tmp_path / "export"
+    shutil.copytree(folder / "ct-3slice", source / "ct")
+    shutil.copy(folder / "liver.dcm", source / "liver.dcm")
+
+    result = _import(source, tmp_path)
+
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "cohort"
+    assert validate_cohort(out).errors == []
+    liver = read_volume(out / "images" / "P0001" / "liver.nii.gz").array
+    np.testing.assert_array_equal(liver, read_volume(folder / "liver_seg.nrrd").array > 0)
+
+
+def test_a_one_image_series_beside_the_scan_is_listed_not_fatal(
+    dicom_source: Path, tmp_path: Path
+) -> None:
+    pre = read_volume(EXAMPLE_COHORT / "images" / "P01" / "pre_ct.nii.gz")
+    scout = Volume(array=pre.array[:1], grid=pre.grid)
+    study = str(pydicom.dcmread(next((dicom_source / "study1" / "ct").iterdir())).StudyInstanceUID)
+    write_dicom_series(
+        scout,
+        dicom_source / "study1" / "scout",
+        patient_id=PHI[1],
+        patient_name=PHI[0],
+        study_uid=study,
+        study_date="20210304",
+        series_description="Topogram",
+        series_number=2,
+    )
+
+    result = _import(dicom_source, tmp_path)
+
+    assert result.exit_code == 0, result.output
+    assert "not imported: CT series in study1/scout ('Topogram'): one image, not a volume" in (
+        result.stdout
+    )
+    assert validate_cohort(tmp_path / "cohort").errors == []

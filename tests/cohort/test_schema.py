@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from hepablate.cohort.schema import CohortSchema, ColumnSpec
+from hepablate.cohort.schema import (
+    BinaryEndpoint,
+    CohortSchema,
+    ColumnSpec,
+    ImagesSpec,
+    MaskSpec,
+    ScanSpec,
+    Tables,
+    TableSpec,
+    TimeToEventEndpoint,
+)
+from tests.conftest import REPO
 
 
 def _column(**kwargs: Any) -> ColumnSpec:
@@ -123,3 +136,80 @@ def test_masks_must_be_on_a_declared_scan() -> None:
 
     with pytest.raises(ValidationError, match="mask 'liver' is on 'post_ct'"):
         CohortSchema.model_validate(content)
+
+
+def test_numeric_levels_and_codes_are_kept_as_the_text_yaml_read() -> None:
+    content = yaml.safe_load(
+        "name: t\nmissing_values: ['', -999, 9.5]\ntables:\n  patients:\n    file: p.xlsx\n"
+        "    sheet: 2019\n    columns:\n      pid: {role: id, type: string}\n"
+        "      ecog: {role: predictor, type: category, levels: [0, 1, 2]}\n"
+    )
+
+    schema = CohortSchema.model_validate(content)
+
+    assert schema.missing_values == ["", "-999", "9.5"]
+    assert schema.tables.patients.columns["ecog"].levels == ["0", "1", "2"]
+    assert schema.tables.patients.sheet == "2019"
+
+
+def test_unquoted_yes_no_levels_are_refused_with_the_fix() -> None:
+    content = yaml.safe_load("{role: predictor, type: category, levels: [yes, no]}")
+
+    with pytest.raises(ValidationError, match=r'read as booleans; quote the value .*"yes"'):
+        ColumnSpec.model_validate(content)
+
+
+def test_a_sheet_is_only_for_xlsx() -> None:
+    content = _schema()
+    content["tables"]["patients"]["sheet"] = "clinical"
+
+    with pytest.raises(ValidationError, match=r"'sheet' is only for \.xlsx files, not p\.csv"):
+        CohortSchema.model_validate(content)
+
+
+# Each model of cohort.yaml and the section of docs/cohort-format.md whose tables document its
+# keys, one row `| `key` | ...` per key.
+_DOCUMENTED_IN = {
+    CohortSchema: "## 2. `cohort.yaml`",
+    Tables: "### Tables",
+    TableSpec: "### Tables",
+    ColumnSpec: "### Columns",
+    BinaryEndpoint: "## 4. Endpoints",
+    TimeToEventEndpoint: "## 4. Endpoints",
+    ImagesSpec: "## 5. Images",
+    ScanSpec: "## 5. Images",
+    MaskSpec: "## 5. Images",
+}
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading + "\n") + len(heading)
+    following = re.search(r"^#{2,3} ", text[start:], flags=re.MULTILINE)
+    return text[start : start + following.start()] if following else text[start:]
+
+
+def _models(model: type[BaseModel]) -> set[type[BaseModel]]:
+    """``model`` and every model its fields hold, through lists, dicts and unions."""
+    found = {model}
+    for field in model.model_fields.values():
+        stack = [field.annotation]
+        while stack:
+            kind = stack.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                found |= _models(kind)
+            stack.extend(typing.get_args(kind))
+    return found
+
+
+def test_every_key_of_cohort_yaml_is_documented() -> None:
+    text = (REPO / "docs" / "cohort-format.md").read_text(encoding="utf-8")
+    assert _models(CohortSchema) == set(_DOCUMENTED_IN)  # a new model needs a doc section too
+
+    undocumented = [
+        f"{model.__name__}.{field.alias or name}"
+        for model, heading in _DOCUMENTED_IN.items()
+        for name, field in model.model_fields.items()
+        if f"| `{field.alias or name}` |" not in _section(text, heading)
+    ]
+
+    assert undocumented == []

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hepablate.cohort import load_cohort
-from hepablate.cohort.schema import ColumnSpec, TableSpec
+from hepablate.cohort import load_cohort, validate_cohort
+from hepablate.cohort.schema import CohortSchema, ColumnSpec, TableSpec
 from hepablate.cohort.tables import TableReadError, parse_column, read_raw_table
+
+_ID = {"role": "id", "type": "string"}
 
 
 def _spec(**kwargs: object) -> ColumnSpec:
@@ -140,3 +142,148 @@ def test_xlsx_and_parquet_read_like_csv(suffix: str, cohort_copy: Path) -> None:
     pd.testing.assert_frame_equal(cohort.patients, reference.patients)
     assert cohort.tumours is not None and reference.tumours is not None
     pd.testing.assert_frame_equal(cohort.tumours, reference.tumours)
+
+
+def test_numeric_missing_codes_match_numeric_and_text_cells_alike() -> None:
+    cells = [-999, -999.0, np.int64(-999), np.float32(-999), "-999", " -999.0 ", "NA", 5, True]
+    series, issues = parse_column(
+        pd.Series(cells, dtype=object), _spec(type="number"), ["", "NA", "-999"]
+    )
+
+    assert np.isnan(series.tolist()[:7]).all()
+    assert series.tolist()[7] == 5.0
+    # True is not the number 1 here, and only declared codes mean missing.
+    assert [issue.reason for issue in issues] == ["a true/false value where a number is expected"]
+
+
+def test_only_declared_codes_mean_missing() -> None:
+    series, issues = parse_column(
+        pd.Series([-999, "-998", "?"], dtype=object), _spec(type="number"), ["", "NA", "-998"]
+    )
+
+    assert series.tolist()[0] == -999.0
+    assert np.isnan(series.tolist()[1])
+    assert [(issue.position, issue.reason) for issue in issues] == [(2, "'?' is not a number")]
+
+
+def test_a_code_declared_as_a_yaml_number_is_the_same_code() -> None:
+    schema = CohortSchema.model_validate(
+        {
+            "name": "x",
+            "missing_values": ["", -999, 99.5],
+            "tables": {"patients": {"file": "p.csv", "columns": {"id": _ID}}},
+        }
+    )
+
+    assert schema.missing_values == ["", "-999", "99.5"]
+    series, _ = parse_column(
+        pd.Series([-999.0, 99.5, "99.5", 7], dtype=object),
+        _spec(type="number"),
+        schema.missing_values,
+    )
+    assert np.isnan(series.tolist()[:3]).all() and series.tolist()[3] == 7.0
+
+
+def test_numeric_levels_are_accepted_and_compared_as_written() -> None:
+    spec = _spec(type="category", levels=[0, 1, 2.5])
+    assert spec.levels == ["0", "1", "2.5"]
+
+    series, issues = parse_column(
+        pd.Series([0, "0", 0.0, 1, np.int64(1), "1 ", 2.5, "01", "2.50", "1.0"], dtype=object),
+        spec,
+        ["", "NA"],
+    )
+
+    assert series.tolist()[:7] == ["0", "0", "0", "1", "1", "1", "2.5"]
+    assert list(series.cat.categories) == ["0", "1", "2.5"]
+    # Text cells are compared as written: "01" is not the level 1.
+    assert [issue.reason for issue in issues] == [
+        "'01' is not one of: 0, 1, 2.5",
+        "'2.50' is not one of: 0, 1, 2.5",
+        "'1.0' is not one of: 0, 1, 2.5",
+    ]
+
+
+def test_a_numeric_cell_matches_a_level_by_its_value() -> None:
+    series, issues = parse_column(
+        pd.Series([2.5, "2.5"], dtype=object), _spec(type="category", levels=["2.50"]), []
+    )
+
+    assert series.tolist()[0] == "2.50"
+    assert [issue.reason for issue in issues] == ["'2.5' is not one of: 2.50"]
+
+
+def _albumin_to_xlsx(cohort: Path, sheet: str | None) -> None:
+    """patients.csv as an XLSX with albumin a numeric column where -999 codes 'unknown'."""
+    frame = pd.read_csv(cohort / "patients.csv", dtype=str, keep_default_na=False)
+    albumin = pd.to_numeric(frame["albumin_g_l"].replace({"NA": None}))
+    albumin.iloc[[1, 3]] = -999
+    frame["albumin_g_l"] = albumin.astype(object)
+    with pd.ExcelWriter(cohort / "patients.xlsx") as writer:
+        pd.DataFrame({"note": ["the data are on the next sheet"]}).to_excel(
+            writer, sheet_name="readme", index=False
+        )
+        frame.to_excel(writer, sheet_name=sheet or "Sheet1", index=False)
+    (cohort / "patients.csv").unlink()
+
+
+def test_xlsx_with_numeric_minus_999_declared_missing_validates(cohort_copy: Path) -> None:
+    _albumin_to_xlsx(cohort_copy, sheet="clinical")
+    yaml_path = cohort_copy / "cohort.yaml"
+    text = yaml_path.read_text(encoding="utf-8").replace(
+        "file: patients.csv", "file: patients.xlsx\n    sheet: clinical"
+    )
+    yaml_path.write_text(text, encoding="utf-8")
+
+    undeclared = validate_cohort(cohort_copy, check_images=False)
+    assert sorted((p.code, p.row) for p in undeclared.errors) == [
+        ("value.out_of_range", 3),
+        ("value.out_of_range", 5),
+    ]
+
+    yaml_path.write_text(
+        text.replace('missing_values: ["", "NA"]', 'missing_values: ["", "NA", -999]'),
+        encoding="utf-8",
+    )
+    report = validate_cohort(cohort_copy, check_images=False)
+
+    assert report.errors == []
+    cohort = load_cohort(cohort_copy, check_images=False)
+    albumin = cohort.patients["albumin_g_l"]
+    assert albumin.iloc[[1, 3]].isna().all()
+    assert albumin.iloc[0] == 38.5
+
+
+def test_text_code_matches_a_parquet_number(cohort_copy: Path) -> None:
+    frame = pd.read_csv(cohort_copy / "patients.csv", dtype=str, keep_default_na=False)
+    for column in ("age", "albumin_g_l"):
+        frame[column] = pd.to_numeric(frame[column].replace({"NA": None}))
+    frame.loc[2, "albumin_g_l"] = -999.0
+    frame.to_parquet(cohort_copy / "patients.parquet")
+    (cohort_copy / "patients.csv").unlink()
+    yaml_path = cohort_copy / "cohort.yaml"
+    yaml_path.write_text(
+        yaml_path.read_text(encoding="utf-8")
+        .replace("file: patients.csv", "file: patients.parquet")
+        .replace('missing_values: ["", "NA"]', 'missing_values: ["", "NA", "-999"]'),
+        encoding="utf-8",
+    )
+
+    assert validate_cohort(cohort_copy, check_images=False).errors == []
+    assert np.isnan(load_cohort(cohort_copy, check_images=False).patients["albumin_g_l"].iloc[2])
+
+
+def test_a_sheet_that_is_not_there_is_named(cohort_copy: Path) -> None:
+    _albumin_to_xlsx(cohort_copy, sheet=None)
+    yaml_path = cohort_copy / "cohort.yaml"
+    yaml_path.write_text(
+        yaml_path.read_text(encoding="utf-8").replace(
+            "file: patients.csv", "file: patients.xlsx\n    sheet: clinical"
+        ),
+        encoding="utf-8",
+    )
+
+    errors = validate_cohort(cohort_copy, check_images=False).errors
+
+    assert [p.code for p in errors] == ["table.unreadable"]
+    assert "clinical" in errors[0].message and "readme, Sheet1" in errors[0].message

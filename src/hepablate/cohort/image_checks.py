@@ -11,8 +11,11 @@ Rules (codes as in the report):
   direction).
 - ``images.non_finite``: a scan or mask with NaN or infinite voxels (how many of each): a
   reader or converter that lost data; left in, they would become some number silently.
-- ``images.constant_scan`` (warning): every voxel of a scan has one value (an all-air or
-  padding-only image): registration and radiomics of it will fail, and extraction says so.
+- ``images.implausible_ct`` / ``images.implausible_mask``: a scan declared as CT that does not
+  look like one (a constant or binary image, no Hounsfield units, no body), or a mask that looks
+  like an intensity image (``image_plausibility``).
+- ``images.constant_scan`` (warning): every voxel of a scan of a modality without plausibility
+  rules (MR) has one value: registration and radiomics of it will fail, and extraction says so.
 - ``images.mask_not_integer`` / ``images.empty_mask`` / ``images.bad_labels``: a mask with
   non-integer or negative values, with no foreground, or a binary mask with values beyond 0/1.
 - ``images.unknown_label`` / ``images.tumour_not_in_mask``: a label with no row in the tumours
@@ -38,9 +41,17 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from hepablate.cohort.image_plausibility import report_implausible_mask, report_implausible_scan
 from hepablate.cohort.problems import ValidationReport
 from hepablate.cohort.schema import CohortSchema, ImagesSpec, MaskSpec, ScanSpec
-from hepablate.imaging.io import IMAGE_SUFFIXES, Grid, ImageReadError, find_image, read_volume
+from hepablate.imaging.io import (
+    IMAGE_SUFFIXES,
+    Grid,
+    ImageReadError,
+    Volume,
+    find_image,
+    read_volume,
+)
 
 __all__ = ["MIN_RADIOMICS_VOXELS", "check_images"]
 
@@ -163,7 +174,8 @@ def _check_patient(
             volume = _read(paths[name], patient, name, root, report)
             if volume is not None:
                 grids[name] = volume.grid
-                _check_scan_values(volume.array, name, patient, paths[name], root, report)
+                modality = spec.scans[name].modality
+                _check_scan_values(volume, name, modality, patient, paths[name], root, report)
     for name, mask_spec in spec.masks.items():
         if name in paths:
             _check_mask(paths[name], name, mask_spec, grids, patient, tumours, root, report)
@@ -208,9 +220,18 @@ def _non_finite(values: np.ndarray, path: Path) -> str | None:
 
 
 def _check_scan_values(
-    values: np.ndarray, name: str, patient: str, path: Path, root: Path, report: ValidationReport
+    volume: Volume,
+    name: str,
+    modality: str,
+    patient: str,
+    path: Path,
+    root: Path,
+    report: ValidationReport,
 ) -> None:
+    """Non-finite voxels (an error), then a scan that does not look like its modality (an
+    error), then a constant scan of a modality without such rules (a warning)."""
     where = {"patient": patient, "file": _relative(path, root), "field": name}
+    values = volume.array
     non_finite = _non_finite(values, path)
     if non_finite is not None:
         report.error(
@@ -219,6 +240,8 @@ def _check_scan_values(
             "converted from another format?)",
             **where,
         )
+        return
+    if report_implausible_scan(volume, modality, report, **where):
         return
     low, high = values.min(), values.max()
     if low == high:
@@ -244,6 +267,8 @@ def _check_mask(
     if volume is None:
         return
     where = {"patient": patient, "file": _relative(path, root), "field": name}
+    if report_implausible_mask(volume, report, **where):
+        return
     scan_grid = scan_grids.get(spec.scan)
     if scan_grid is not None:
         differences = scan_grid.differences(volume.grid)

@@ -14,7 +14,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from hepablate.cohort.concepts import CONCEPTS, canonical_unit
 
@@ -49,6 +49,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _as_written(values: object) -> object:
+    """Numbers in a list of values (levels, missing-value codes) as the text YAML read them from.
+
+    ``levels: [0, 1]`` and ``missing_values: [-999]`` are numbers to YAML; they are kept as the
+    text ``"0"``, ``"-999"``, which is what they are compared as. Unquoted ``yes``/``no``/``on``/
+    ``off``/``true``/``false`` are booleans to YAML 1.1 and its original spelling is lost, so a
+    boolean is refused with the fix rather than guessed back.
+    """
+    if not isinstance(values, list):
+        return values
+    converted: list[object] = []
+    for value in values:
+        if isinstance(value, bool):
+            raise ValueError(
+                f"{value!r} here is a YAML true/false: unquoted yes, no, on, off, true, false are "
+                'read as booleans; quote the value as written in the table (e.g. "yes")'
+            )
+        converted.append(str(value) if isinstance(value, int | float) else value)
+    return converted
+
+
+def _scalar_as_written(value: object) -> object:
+    """A sheet name YAML read as a number (``sheet: 2019``) is the name ``"2019"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+_Values = Annotated[list[str], BeforeValidator(_as_written)]
+
+
 class ColumnRole(StrEnum):
     """What a column is for."""
 
@@ -76,7 +107,7 @@ class ColumnSpec(_Strict):
     type: ColumnType
     unit: str | None = None
     valid_range: tuple[float, float] | None = Field(default=None, alias="range")
-    levels: list[str] | None = None
+    levels: _Values | None = None
     concept: str | None = None
     required: bool = False
     description: str | None = None
@@ -145,7 +176,7 @@ class TableSpec(_Strict):
 
     file: str
     delimiter: str = Field(default=",", min_length=1, max_length=1)
-    sheet: str | None = None  # for XLSX: the sheet to read (default: the first)
+    sheet: Annotated[str | None, BeforeValidator(_scalar_as_written)] = None  # XLSX: by name
     columns: dict[str, ColumnSpec]
 
     @field_validator("file")
@@ -154,6 +185,12 @@ class TableSpec(_Strict):
         if not file.lower().endswith((".csv", ".tsv", ".xlsx", ".parquet")):
             raise ValueError("a table file must end in .csv, .tsv, .xlsx or .parquet")
         return file
+
+    @model_validator(mode="after")
+    def _sheet_only_for_xlsx(self) -> TableSpec:
+        if self.sheet is not None and not self.file.lower().endswith(".xlsx"):
+            raise ValueError(f"'sheet' is only for .xlsx files, not {self.file}")
+        return self
 
     def columns_with_role(self, role: ColumnRole) -> list[str]:
         return [name for name, spec in self.columns.items() if spec.role is role]
@@ -272,7 +309,7 @@ class CohortSchema(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
     follow_up_months: float | None = Field(default=None, gt=0)
-    missing_values: list[str] = ["", "NA"]
+    missing_values: _Values = ["", "NA"]
     tables: Tables
     endpoints: list[Endpoint] = []
     images: ImagesSpec | None = None

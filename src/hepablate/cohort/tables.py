@@ -73,15 +73,15 @@ def read_raw_table(path: Path, spec: TableSpec) -> pd.DataFrame:
                 skip_blank_lines=True,
             )
         elif suffix == ".xlsx":
-            grid = pd.read_excel(
-                path, sheet_name=spec.sheet or 0, header=None, dtype=object, engine="openpyxl"
-            )
+            grid = _read_sheet(path, spec.sheet)
         elif suffix == ".parquet":
             table = pd.read_parquet(path)
             names = pd.DataFrame([list(table.columns)], columns=table.columns)
             grid = pd.concat([names, table.astype(object)], ignore_index=True)
         else:
             raise TableReadError(f"unsupported table format {suffix!r}")
+    except TableReadError:
+        raise
     except FileNotFoundError as exc:
         raise TableReadError("file not found") from exc
     except UnicodeDecodeError as exc:
@@ -111,6 +111,17 @@ def read_raw_table(path: Path, spec: TableSpec) -> pd.DataFrame:
     return body
 
 
+def _read_sheet(path: Path, sheet: str | None) -> pd.DataFrame:
+    """The named sheet of a workbook (the first when none is named), every cell as stored."""
+    with pd.ExcelFile(path, engine="openpyxl") as workbook:
+        names = [str(name) for name in workbook.sheet_names]
+        if sheet is not None and sheet not in names:
+            raise TableReadError(f"no sheet named {sheet!r}; the workbook has: {', '.join(names)}")
+        return pd.read_excel(
+            workbook, sheet_name=sheet if sheet is not None else 0, header=None, dtype=object
+        )
+
+
 def _blank_if_missing(value: Any) -> Any:
     if value is None or value is pd.NaT:
         return ""
@@ -124,8 +135,44 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _is_missing(value: Any, missing_values: set[str]) -> bool:
-    return isinstance(value, str) and value.strip() in missing_values
+class _MissingCodes:
+    """The declared missing-value codes, matched against text and numeric cells alike.
+
+    A text cell is missing when its text (stripped) is a code. A code that reads as a number
+    (``-999``, ``"-999"``, ``99.0``) also matches every cell holding that number: a numeric
+    spreadsheet or Parquet cell, or a text cell such as ``-999.0``. True/false cells are never
+    numbers here, although Python counts ``True == 1``.
+    """
+
+    def __init__(self, codes: Iterable[str]) -> None:
+        self.text = {code.strip() for code in codes}
+        self.numbers = {n for n in map(_finite_number, self.text) if n is not None}
+
+    def __contains__(self, value: Any) -> bool:
+        if isinstance(value, str):
+            text = value.strip()
+            return text in self.text or (
+                bool(self.numbers) and _finite_number(text) in self.numbers
+            )
+        return bool(self.numbers) and _number_cell(value) in self.numbers
+
+
+def _finite_number(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _number_cell(value: Any) -> float | None:
+    """The value of a cell the file stores as a number (not as text, not true/false)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _parse_number(value: Any) -> float:
@@ -210,27 +257,43 @@ def parse_column(
     are left NA in the typed column and must be reported by the caller. Ranges and units are not
     checked here.
     """
-    missing = {m.strip() for m in missing_values}
+    missing = _MissingCodes(missing_values)
     parser = _PARSERS[spec.type]
     values: list[Any] = []
     issues: list[CellIssue] = []
     for position, cell in enumerate(raw.tolist()):
-        if _is_missing(cell, missing):
+        if cell in missing:
             values.append(None)
             continue
         try:
             parsed = parser(cell)
+            if spec.type is ColumnType.CATEGORY:
+                parsed = _level_of(cell, parsed, spec.levels or [])
         except ValueError as exc:
             issues.append(CellIssue(position, cell, str(exc)))
             values.append(None)
             continue
-        if spec.type is ColumnType.CATEGORY and parsed not in (spec.levels or []):
-            allowed = ", ".join(spec.levels or [])
-            issues.append(CellIssue(position, cell, f"{parsed!r} is not one of: {allowed}"))
-            values.append(None)
-            continue
         values.append(parsed)
     return _typed_series(values, spec, raw.name), issues
+
+
+def _level_of(cell: Any, text: str, levels: list[str]) -> str:
+    """The level a category cell holds: a text cell as written, a numeric cell by its value.
+
+    A text cell must be spelt as the level (``"01"`` is not the level ``1``). A cell the file
+    stores as a number has no spelling, only a value: the XLSX cell 1 (stored 1.0) is the level
+    ``1``, and the Parquet value 2.5 the level ``2.50`` if no level is spelt ``2.5``.
+    """
+    if text in levels:
+        return text
+    number = _number_cell(cell)
+    if number is not None:
+        same = [level for level in levels if _finite_number(level) == number]
+        if len(same) == 1:
+            return same[0]
+        if same:
+            raise ValueError(f"{cell!r} equals several levels ({', '.join(same)})")
+    raise ValueError(f"{text!r} is not one of: {', '.join(levels)}")
 
 
 def _typed_series(values: list[Any], spec: ColumnSpec, name: Any) -> pd.Series:
