@@ -49,7 +49,7 @@ def test_binary_images_are_masks_whatever_their_two_values() -> None:
     assert binary_values(image - 1024) == [-1024.0, -769.0]
     assert scan_problem(image, "CT") == "it holds only the values 0 and 255: a mask, not a CT"
     assert scan_problem(image, "MR") == "it holds only the values 0 and 255: a mask, not a MR"
-    assert scan_problem(np.zeros((2, 3, 3)), "CT") == "it holds only the value 0: a mask, not a CT"
+    assert scan_problem(np.zeros((2, 3, 3)), "CT") == "every voxel is 0: it shows no anatomy"
 
 
 def test_a_rare_third_value_is_not_missed_by_the_sample() -> None:
