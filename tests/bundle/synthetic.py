@@ -4,6 +4,9 @@ extraction)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,3 +89,14 @@ def train(frame: pd.DataFrame, settings: dict[str, Any]) -> tuple[Any, dict[str,
     config = StudyConfig.model_validate(settings)
     result = run_study(study_data(frame, config), config)
     return result, summarise(result)
+
+
+def rehash(bundle: Path) -> None:
+    """What someone who changed a file does next: recompute the manifest's hashes and its
+    digest, so that every hash matches again (the signature then does not)."""
+    manifest = json.loads((bundle / "manifest.json").read_bytes())
+    for name in manifest["files"]:
+        manifest["files"][name] = hashlib.sha256((bundle / name).read_bytes()).hexdigest()
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    digest = hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
+    (bundle / "manifest.sha256").write_text(digest, encoding="utf-8")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import io
 import json
 import shutil
@@ -29,7 +28,7 @@ from hepablate.bundle.trusted_types import TRUSTED_TYPES
 from hepablate.cli import app
 from hepablate.study.config import SelectionStep, SelectorName
 from hepablate.study.pipeline import fit_selection, make_preparation, make_selection
-from tests.bundle.synthetic import BINARY_MODELS, SURVIVAL_MODELS, study, table, train
+from tests.bundle.synthetic import BINARY_MODELS, SURVIVAL_MODELS, rehash, study, table, train
 
 SELECTORS: dict[SelectorName, dict[str, Any]] = {
     "near_zero_variance": {},
@@ -215,16 +214,6 @@ def _crafted(preparation: bytes, node: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _rehash(bundle: Path) -> None:
-    """What an attacker does after changing a file: recompute the manifest's hashes."""
-    manifest = json.loads((bundle / "manifest.json").read_bytes())
-    for name in manifest["files"]:
-        manifest["files"][name] = hashlib.sha256((bundle / name).read_bytes()).hexdigest()
-    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    digest = hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
-    (bundle / "manifest.sha256").write_text(digest, encoding="utf-8")
-
-
 @pytest.mark.parametrize("package", sorted(PAYLOADS))
 def test_a_crafted_reduce_node_is_refused_and_does_not_run(
     kinds: Kinds, tmp_path: Path, package: str
@@ -251,7 +240,7 @@ def test_a_crafted_reduce_node_is_refused_and_does_not_run(
     bundle = tmp_path / "bundle"
     shutil.copytree(kinds.bundles["logistic"], bundle)
     (bundle / "preparation.skops").write_bytes(crafted)
-    _rehash(bundle)
+    rehash(bundle)
     patient = tmp_path / "patient"
     patient.mkdir()
     rehashed = CliRunner().invoke(app, ["predict", str(bundle), str(patient)])

@@ -167,7 +167,7 @@ def load_signing_key(path: Path) -> SigningKey:
     except (ValueError, TypeError) as exc:
         raise TrustStoreError(f"{path}: not an unencrypted PEM private key ({exc})") from None
     if not isinstance(private, Ed25519PrivateKey):
-        raise TrustStoreError(f"{path}: a {type(private).__name__}, not an Ed25519 key")
+        raise TrustStoreError(f"{path}: not an Ed25519 key ({type(private).__name__})")
     return SigningKey(private, path)
 
 
@@ -182,7 +182,7 @@ def load_public_key(data: bytes, source: str) -> Ed25519PublicKey:
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise TrustStoreError(f"{source}: not a PEM or OpenSSH public key ({exc})") from None
     if not isinstance(public, Ed25519PublicKey):
-        raise TrustStoreError(f"{source}: a {type(public).__name__}, not an Ed25519 key")
+        raise TrustStoreError(f"{source}: not an Ed25519 key ({type(public).__name__})")
     return public
 
 
