@@ -43,7 +43,7 @@ import warnings
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,7 @@ from hepablate.bundle.signing import (
     make_signature,
     user_key,
 )
+from hepablate.study.config import ModelKind
 
 __all__ = [
     "FORMAT_VERSION",
@@ -181,7 +182,7 @@ class Manifest(BaseModel):
     format: Literal["hepablate-bundle"]
     format_version: Literal[2]
     model: str
-    kind: str
+    kind: ModelKind
     clinical_only: bool
     endpoint: dict[str, Any]
     survival: bool
@@ -230,6 +231,9 @@ class _ModelDescription(BaseModel):
 
     class_: str = Field(alias="class")
     state: dict[str, Any]
+
+
+_Shape = TypeVar("_Shape", bound=BaseModel)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -611,12 +615,11 @@ def _json_file(path: Path, data: bytes) -> Any:
         raise BundleError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _checked(path: Path, value: Any, shape: type[BaseModel]) -> Any:
+def _validated(path: Path, value: Any, shape: type[_Shape]) -> _Shape:
     try:
-        shape.model_validate(value)
+        return shape.model_validate(value)
     except ValidationError as exc:
         raise BundleError(f"{path}: {_first_error(exc)}") from None
-    return value
 
 
 def _extraction(path: Path, value: Any) -> dict[str, Any] | None:
@@ -626,19 +629,15 @@ def _extraction(path: Path, value: Any) -> dict[str, Any] | None:
 
     if not isinstance(value, dict):
         raise BundleError(f"{path}: not a JSON object or null")
-    _checked(path, value, ExtractionConfig)
+    _validated(path, value, ExtractionConfig)
     return value
 
 
 def _network(path: Path, files: dict[str, bytes]) -> Any:
     from safetensors.numpy import load
 
-    description = _ModelDescription.model_validate(
-        _checked(
-            path / "model.json",
-            _json_file(path / "model.json", files["model.json"]),
-            _ModelDescription,
-        )
+    description = _validated(
+        path / "model.json", _json_file(path / "model.json", files["model.json"]), _ModelDescription
     )
     model_class = _deep_classes().get(description.class_)
     if model_class is None:
@@ -686,7 +685,10 @@ def load_bundle(
     _check_versions(manifest.versions, path)
 
     def read(name: str, shape: type[BaseModel]) -> Any:
-        return _checked(path / name, _json_file(path / name, files[name]), shape)
+        """The file's JSON as it is, once it has the shape the loader and prediction read."""
+        value = _json_file(path / name, files[name])
+        _validated(path / name, value, shape)
+        return value
 
     schema = read("schema.json", _Schema)
     metrics = read("metrics.json", _Metrics)
