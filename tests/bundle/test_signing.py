@@ -67,6 +67,10 @@ def test_the_users_key_is_made_once_private_and_trusted(tmp_path: Path) -> None:
     assert TrustStore.user(tmp_path / "nobody").keys == ()  # no key made by reading
     assert not (tmp_path / "nobody").exists()
     assert TrustStore.from_file(home / "trust.json").keys == ()  # a file's store: its keys only
+    assert sorted(p.name for p in home.iterdir()) == ["signing-key.pem", "signing-key.pub.pem"]
+    (tmp_path / "a_file").write_text("", encoding="utf-8")
+    with pytest.raises(TrustStoreError, match="cannot make a signing key"):
+        user_key(tmp_path / "a_file")
 
 
 def test_a_key_others_can_read_or_of_another_kind_is_refused(tmp_path: Path) -> None:

@@ -197,22 +197,36 @@ def user_key(home: Path | None = None, *, create: bool = True) -> SigningKey:
     if not path.exists():
         if not create:
             raise TrustStoreError(f"{path}: no signing key yet (hepablate bundle key makes one)")
-        _private_folder(home)
-        key = SigningKey(Ed25519PrivateKey.generate(), path)
-        pem = key.private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
         try:
-            write_new(path, pem, mode=0o600)
-        except FileExistsError:  # another process made it first: use that one
-            return load_signing_key(path)
-        public = home / PUBLIC_KEY
-        public.unlink(missing_ok=True)  # a stale public key of an earlier private key
-        write_new(public, key.public_pem())
-        return key
+            made = _new_key(home, path)
+        except OSError as exc:
+            raise TrustStoreError(f"{path}: cannot make a signing key ({exc.strerror})") from None
+        if made is not None:
+            return made
     return load_signing_key(path)
+
+
+def _new_key(home: Path, path: Path) -> SigningKey | None:
+    """A new key at ``path``, complete or not at all: written aside, then linked into place;
+    None when another process's key got there first (then that one is used)."""
+    _private_folder(home)
+    key = SigningKey(Ed25519PrivateKey.generate(), path)
+    pem = key.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    aside = home / f".{PRIVATE_KEY}.{os.getpid()}"
+    aside.unlink(missing_ok=True)
+    write_new(aside, pem, mode=0o600)
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        return None
+    finally:
+        aside.unlink()
+    public = home / PUBLIC_KEY
+    public.unlink(missing_ok=True)  # a stale public key of an earlier private key
+    write_new(public, key.public_pem())
+    return key
 
 
 class _Strict(BaseModel):
