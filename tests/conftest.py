@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "acceptance" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hepablate_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh HEPABLATE_HOME (signing key, trust store) for the session, one per xdist worker:
+    no test reads or writes the user's own; subprocesses inherit it."""
+    home = tmp_path_factory.mktemp("hepablate-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HEPABLATE_HOME", str(home))
+        yield home
 
 
 @pytest.fixture

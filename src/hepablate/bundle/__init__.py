@@ -1,10 +1,13 @@
-"""Model bundles: a validated model as files that load without executing code.
+"""Model bundles: a validated model as files that load without executing code, signed by whoever
+made it.
 
 ``hepablate train`` writes ``RUN_DIR/bundle/``:
 
 - ``manifest.json``: format and version, the model's name and kind, the endpoint, the versions
   of the packages it was fitted with, and the SHA-256 of every other file; ``manifest.sha256``
-  the SHA-256 of the manifest itself (the bundle's id);
+  the SHA-256 of the manifest itself (the bundle's id); ``signature.json``: the Ed25519
+  signature of that id by the user's key, with the signer and the time
+  (``hepablate.bundle.signing``; not in the manifest, so signing does not change the id);
 - ``extraction.json``: the ExtractionConfig the FeatureTable was made with (null for a tabular
   cohort), so a new patient is measured exactly as the training rows were;
 - ``study.json``: the study config as run; ``schema.json``: the FeatureTable columns the model
@@ -19,11 +22,17 @@
   ``model.skops`` for a scikit-learn or scikit-survival estimator, or ``model.safetensors`` +
   ``model.json`` for a deep network (its ``to_state``).
 
-``load_bundle`` checks every hash, refuses any extra or missing file, an unknown format version
-or a scikit-learn of another minor version (its estimators' internals change between them), and
-loads skops files with the explicit list of their types, each of which must come from an
-allowed package; deep networks are rebuilt from weights by an allowed class. Nothing is
-unpickled.
+Nothing in the manifest depends on when or where the bundle was written: the same fitted
+models give the same bytes (``_skops.dump_skops``), hence the same id.
+
+``load_bundle`` accepts only regular files directly in the folder (no links, folders, FIFOs or
+devices), exactly the files a bundle has, each matching its hash; a manifest of the expected
+shape, this format version and scikit-learn minor version; a signature by a trusted key or a
+pinned id (``signing.check_trust``); JSON files of the expected shape; skops files naming only
+the types hepablate writes (``trusted_types.TRUSTED_TYPES``); a network rebuilt from its
+weights by an allow-listed class. Each file is read once and parsed from the bytes whose hash
+was checked. Nothing is unpickled. Every refusal is a ``BundleError`` that starts with the
+file at fault.
 """
 
 from __future__ import annotations
@@ -32,28 +41,47 @@ import hashlib
 import json
 import warnings
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from sklearn.pipeline import Pipeline
+
+from hepablate.bundle._errors import BundleError
+from hepablate.bundle._files import list_entries, read_file, write_new
+from hepablate.bundle._skops import dump_skops, load_skops
+from hepablate.bundle.signing import (
+    SIGNATURE,
+    SigningKey,
+    Trust,
+    TrustStore,
+    check_trust,
+    make_signature,
+    user_key,
+)
+from hepablate.study.config import ModelKind
 
 __all__ = [
     "FORMAT_VERSION",
     "Bundle",
     "BundleError",
+    "Trust",
+    "TrustStore",
+    "bundle_id_of",
     "bundle_model_name",
     "load_bundle",
     "save_bundle",
+    "sign_bundle",
 ]
 
 FORMAT = "hepablate-bundle"
-FORMAT_VERSION = 1
+# 2: no creation time in the manifest (it is the signature's), signature.json, exact file set.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-# The SHA-256 of manifest.json's bytes: a changed byte in the manifest is caught too.
+# The SHA-256 of manifest.json's bytes (the bundle's id), for people and scripts to read.
 MANIFEST_DIGEST = "manifest.sha256"
 # Packages whose version decides how a bundle's objects behave.
 PACKAGES = (
@@ -70,14 +98,20 @@ PACKAGES = (
     "mirp",
     "SimpleITK",
 )
-# Modules whose types a bundle's skops files may hold.
-ALLOWED_MODULES = ("sklearn.", "sksurv.", "numpy.", "scipy.", "hepablate.")
-# Plain Python types skops reports as untrusted by default; they carry no code.
-ALLOWED_BUILTINS = frozenset({"builtins.slice", "builtins.tuple", "builtins.frozenset"})
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be trusted or used: tampered, incomplete or incompatible."""
+_COMMON = frozenset(
+    {
+        "extraction.json",
+        "study.json",
+        "schema.json",
+        "metrics.json",
+        "thresholds.json",
+        "preparation.skops",
+    }
+)
+# The two shapes of a bundle: a scikit-learn model, or a network's weights and description.
+FILE_SETS = (_COMMON | {"model.skops"}, _COMMON | {"model.safetensors", "model.json"})
+_SMALL = 1 << 20  # the manifest, its digest and the signature are a few kilobytes
+_JSON_LIMIT = 64 << 20
 
 
 def _deep_classes() -> dict[str, Any]:
@@ -105,16 +139,12 @@ def _versions() -> dict[str, str | None]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def _json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=1, allow_nan=False) + "\n").encode("utf-8")
 
 
 def _plain(value: Any) -> Any:
@@ -138,6 +168,78 @@ def bundle_model_name(summary: dict[str, Any], wanted: str | None) -> str:
     if wanted not in summary["models"]:
         raise BundleError(f"bundle_model {wanted!r} is not a model of the study ({ranking})")
     return wanted
+
+
+_FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")]
+_Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Manifest(BaseModel):
+    """``manifest.json``: what the bundle holds and the SHA-256 of each of its files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    format: Literal["hepablate-bundle"]
+    format_version: Literal[2]
+    model: str
+    kind: ModelKind
+    clinical_only: bool
+    endpoint: dict[str, Any]
+    survival: bool
+    versions: dict[str, str | None]
+    files: dict[_FileName, _Digest]
+
+
+class _Open(BaseModel):
+    # Bundle files keep what they hold; only what the loader and prediction read is checked.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class _Schema(_Open):
+    columns: list[str]
+    types: dict[str, Literal["number", "category"]]
+    reference: dict[str, float | str | None]
+    selected: list[str]
+    rows: Literal["tumour", "patient"]
+    ranges: dict[str, tuple[float, float] | None] = Field(default_factory=dict)
+    levels: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class _RiskGroups(_Open):
+    labels: tuple[str, str, str]
+    cuts: tuple[float, float]
+
+
+class _Thresholds(_Open):
+    threshold: float | None
+    risk_groups: _RiskGroups
+
+
+class _MetricsValidation(_Open):
+    scheme: str
+
+
+class _Metrics(_Open):
+    model: str
+    metrics: dict[str, Any]
+    cohort: dict[str, Any]
+    validation: _MetricsValidation
+
+
+class _ModelDescription(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    class_: str = Field(alias="class")
+    state: dict[str, Any]
+
+
+_Shape = TypeVar("_Shape", bound=BaseModel)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "the top level"
+    return f"{where}: {error['msg']}"
 
 
 def _reference(inputs: pd.DataFrame) -> dict[str, Any]:
@@ -173,6 +275,17 @@ def _training_domain(inputs: pd.DataFrame) -> tuple[dict[str, Any], dict[str, An
     return ranges, levels
 
 
+def _new_folder(out: Path) -> None:
+    """Create ``out``, or accept it empty: a bundle never replaces or removes a file."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise BundleError(f"{out}: not a folder; a bundle is written into a new or empty folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise BundleError(
+            f"{out}: not empty; a bundle is written into a new or empty folder (nothing is removed)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def save_bundle(
     result: Any,
     summary: dict[str, Any],
@@ -180,8 +293,12 @@ def save_bundle(
     *,
     extraction: dict[str, Any] | None,
     model: str | None = None,
+    sign: SigningKey | bool = True,
 ) -> Path:
-    """Write the bundle of one refitted model of ``result`` (a StudyResult with ``final``)."""
+    """Write the bundle of one refitted model of ``result`` (a StudyResult with ``final``) into
+    ``out``, a folder that does not exist yet or is empty (anything else is a BundleError), and
+    sign it: ``sign=True`` with the user's key (made on first use), a ``SigningKey`` with that
+    one, ``False`` not at all (the bundle then loads only by its pinned id)."""
     from hepablate.study.results import _mean_prediction
 
     name = bundle_model_name(summary, model if model is not None else result.config.bundle_model)
@@ -190,10 +307,9 @@ def save_bundle(
     pipeline: Pipeline = result.final[name]
     data = result.data
     spec = next(s for s in result.config.models_for(data.survival) if s.name == name)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in out.iterdir():
-        if old.is_file():
-            old.unlink()
+    key = user_key() if sign is True else sign if isinstance(sign, SigningKey) else None
+    out = Path(out)
+    _new_folder(out)
     columns = list(data.X[data.clinical].columns) if spec.clinical_only else list(data.X.columns)
     inputs = data.X[columns]
     oof = _mean_prediction(result.models[name])
@@ -201,103 +317,100 @@ def save_bundle(
     cuts = [float(np.quantile(oof, 1 / 3)), float(np.quantile(oof, 2 / 3))]
     scored = summary["models"][name]
     ranges, levels = _training_domain(inputs)
-    _json(out / "extraction.json", extraction)
-    _json(out / "study.json", result.config.model_dump(mode="json"))
-    _json(
-        out / "schema.json",
-        _plain(
-            {
-                "columns": columns,
-                "types": {
-                    c: ("number" if pd.api.types.is_numeric_dtype(inputs[c]) else "category")
-                    for c in columns
-                },
-                "reference": _reference(inputs),
-                "ranges": ranges,
-                "ranges_source": "1st and 99th percentiles of the training values",
-                "levels": levels,
-                "selected": [str(c) for c in pipeline[:-1].get_feature_names_out()],
-                "rows": "tumour" if isinstance(data.X.index, pd.MultiIndex) else "patient",
-            }
+    files: dict[str, bytes] = {
+        "extraction.json": _json_bytes(extraction),
+        "study.json": _json_bytes(result.config.model_dump(mode="json")),
+        "schema.json": _json_bytes(
+            _plain(
+                {
+                    "columns": columns,
+                    "types": {
+                        c: ("number" if pd.api.types.is_numeric_dtype(inputs[c]) else "category")
+                        for c in columns
+                    },
+                    "reference": _reference(inputs),
+                    "ranges": ranges,
+                    "ranges_source": "1st and 99th percentiles of the training values",
+                    "levels": levels,
+                    "selected": [str(c) for c in pipeline[:-1].get_feature_names_out()],
+                    "rows": "tumour" if isinstance(data.X.index, pd.MultiIndex) else "patient",
+                }
+            )
         ),
-    )
-    _json(
-        out / "metrics.json",
-        _plain(
-            {
-                "model": name,
-                "metrics": scored["metrics"],
-                "fold_mean": scored.get("fold_mean"),
-                "comparison": summary["comparison"],
-                "permutation": summary.get("permutation"),
-                "cohort": summary["cohort"],
-                "validation": summary["validation"],
-            }
+        "metrics.json": _json_bytes(
+            _plain(
+                {
+                    "model": name,
+                    "metrics": scored["metrics"],
+                    "fold_mean": scored.get("fold_mean"),
+                    "comparison": summary["comparison"],
+                    "permutation": summary.get("permutation"),
+                    "cohort": summary["cohort"],
+                    "validation": summary["validation"],
+                }
+            )
         ),
-    )
-    _json(
-        out / "thresholds.json",
-        _plain(
-            {
-                "threshold": summary["validation"]["threshold"],
-                "threshold_source": summary["validation"]["threshold_source"],
-                "risk_groups": {
-                    "labels": ["low", "intermediate", "high"],
-                    "cuts": cuts,
-                    "source": "tertiles of the cross-validated (out-of-fold) predictions"
-                    + (" of the risk score" if data.survival else " of the probability"),
-                },
-                "evaluation_times_months": summary["validation"]["evaluation_times_months"],
-            }
+        "thresholds.json": _json_bytes(
+            _plain(
+                {
+                    "threshold": summary["validation"]["threshold"],
+                    "threshold_source": summary["validation"]["threshold_source"],
+                    "risk_groups": {
+                        "labels": ["low", "intermediate", "high"],
+                        "cuts": cuts,
+                        "source": "tertiles of the cross-validated (out-of-fold) predictions"
+                        + (" of the risk score" if data.survival else " of the probability"),
+                    },
+                    "evaluation_times_months": summary["validation"]["evaluation_times_months"],
+                }
+            )
         ),
-    )
-    import skops.io as sio
-
-    sio.dump(pipeline[:-1], out / "preparation.skops")
+        "preparation.skops": dump_skops(pipeline[:-1]),
+    }
     estimator = pipeline[-1]
     if hasattr(estimator, "to_state"):
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         tensors, state = estimator.to_state()
-        save_file(
-            {k: np.ascontiguousarray(v) for k, v in tensors.items()}, out / "model.safetensors"
-        )
+        files["model.safetensors"] = save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
         model_class = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
-        _json(out / "model.json", {"class": model_class, "state": _plain(state)})
+        files["model.json"] = _json_bytes({"class": model_class, "state": _plain(state)})
     else:
-        sio.dump(estimator, out / "model.skops")
-    files = {
-        p.name: _sha256(p)
-        for p in sorted(out.iterdir())
-        if p.name not in (MANIFEST, MANIFEST_DIGEST)
-    }
-    _json(
-        out / MANIFEST,
+        files["model.skops"] = dump_skops(estimator)
+    manifest = _json_bytes(
         {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "model": name,
             "kind": spec.kind,
             "clinical_only": spec.clinical_only,
             "endpoint": _plain(data.endpoint),
             "survival": data.survival,
             "versions": _versions(),
-            "files": files,
-        },
+            "files": {n: _sha256(files[n]) for n in sorted(files)},
+        }
     )
-    (out / MANIFEST_DIGEST).write_text(_sha256(out / MANIFEST) + "\n", encoding="utf-8")
+    for file_name, content in files.items():
+        write_new(out / file_name, content)
+    write_new(out / MANIFEST, manifest)
+    write_new(out / MANIFEST_DIGEST, (_sha256(manifest) + "\n").encode("ascii"))
+    if key is not None:
+        write_new(out / SIGNATURE, make_signature(_sha256(manifest), key))
     return out
 
 
-def _load_skops(path: Path) -> Any:
-    import skops.io as sio
-
-    types = sio.get_untrusted_types(file=path)
-    refused = [t for t in types if not t.startswith(ALLOWED_MODULES) and t not in ALLOWED_BUILTINS]
-    if refused:
-        raise BundleError(f"{path.name}: holds types from outside the allowed packages: {refused}")
-    return sio.load(path, trusted=types)
+def sign_bundle(path: Path | str, key: SigningKey | None = None, signer: str | None = None) -> str:
+    """Sign a bundle (replacing its signature) with ``key`` (default: the user's), after
+    checking that its files are whole; returns its id. Signing vouches for the bundle: sign
+    only what you made or reviewed."""
+    path = Path(path)
+    contents = _read(path)
+    _check_files(contents, authentic=False)
+    key = user_key() if key is None else key
+    if (path / SIGNATURE).exists():
+        (path / SIGNATURE).unlink()
+    write_new(path / SIGNATURE, make_signature(contents.id, key, signer))
+    return contents.id
 
 
 @dataclass
@@ -311,11 +424,12 @@ class Bundle:
     metrics: dict[str, Any]
     thresholds: dict[str, Any]
     pipeline: Pipeline
+    trust: Trust  # how it was accepted: a trusted key's signature, or its pinned id
 
     @property
     def id(self) -> str:
         """SHA-256 of the manifest: names this exact bundle in predictions and audit logs."""
-        return (self.path / MANIFEST_DIGEST).read_text(encoding="utf-8").strip()
+        return self.trust.bundle_id
 
     @property
     def survival(self) -> bool:
@@ -411,69 +525,200 @@ class Bundle:
         return str(labels[0] if value < low else labels[1] if value < high else labels[2])
 
 
-def load_bundle(path: Path | str) -> Bundle:
-    """Verify and load a bundle; a ``BundleError`` names what is wrong."""
-    path = Path(path)
-    manifest_file = path / MANIFEST
-    if not manifest_file.is_file():
-        raise BundleError(f"{path}: no {MANIFEST}; not a hepablate bundle")
-    digest_file = path / MANIFEST_DIGEST
-    if not digest_file.is_file():
-        raise BundleError(f"{path}: no {MANIFEST_DIGEST}; the manifest cannot be checked")
-    if digest_file.read_text(encoding="utf-8").strip() != _sha256(manifest_file):
-        raise BundleError(f"{manifest_file}: changed since the bundle was written (SHA-256)")
+@dataclass(frozen=True)
+class _Contents:
+    """A bundle folder's manifest and signature, read and parsed but not yet trusted."""
+
+    path: Path
+    names: frozenset[str]
+    manifest_bytes: bytes
+    manifest: Manifest
+    signature: bytes | None
+
+    @property
+    def id(self) -> str:
+        return _sha256(self.manifest_bytes)
+
+
+def _parse_manifest(path: Path, data: bytes) -> Manifest:
     try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{manifest_file}: not valid JSON ({exc})") from exc
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise BundleError(f"{path}: not a JSON object; not a hepablate bundle manifest")
+    if raw.get("format") != FORMAT or raw.get("format_version") != FORMAT_VERSION:
         raise BundleError(
-            f"{manifest_file}: format {manifest.get('format')!r} version "
-            f"{manifest.get('format_version')!r}; this hepablate reads {FORMAT} {FORMAT_VERSION}"
+            f"{path}: format {raw.get('format')!r} version {raw.get('format_version')!r}; this "
+            f"hepablate reads {FORMAT} {FORMAT_VERSION}"
+            + (" (retrain to write it)" if raw.get("format") == FORMAT else "")
         )
-    listed: dict[str, str] = manifest.get("files") or {}
-    present = {
-        p.name for p in path.iterdir() if p.is_file() and p.name not in (MANIFEST, MANIFEST_DIGEST)
-    }
-    if present - set(listed):
-        raise BundleError(f"{path}: files not in the manifest: {sorted(present - set(listed))}")
-    if set(listed) - present:
-        raise BundleError(f"{path}: files missing: {sorted(set(listed) - present)}")
-    for name, digest in listed.items():
-        if _sha256(path / name) != digest:
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise BundleError(f"{path}: {_first_error(exc)}") from None
+    if frozenset(manifest.files) not in FILE_SETS:
+        expected = " or ".join(", ".join(sorted(s)) for s in FILE_SETS)
+        raise BundleError(
+            f"{path}: lists {', '.join(sorted(manifest.files))}; a bundle lists {expected}"
+        )
+    return manifest
+
+
+def _read(path: Path) -> _Contents:
+    names = frozenset(list_entries(path))
+    if MANIFEST not in names:
+        raise BundleError(f"{path}: no {MANIFEST}; not a hepablate bundle")
+    manifest_bytes = read_file(path / MANIFEST, _SMALL)
+    manifest = _parse_manifest(path / MANIFEST, manifest_bytes)
+    signature = read_file(path / SIGNATURE, _SMALL) if SIGNATURE in names else None
+    return _Contents(path, names, manifest_bytes, manifest, signature)
+
+
+def _check_files(contents: _Contents, *, authentic: bool) -> dict[str, bytes]:
+    """Every listed file, read once and matching its hash; nothing else in the folder.
+    ``authentic``: the manifest is vouched for (signature or pin), so a digest that differs
+    from it is the digest file's fault."""
+    path, names = contents.path, contents.names
+    digest_file = path / MANIFEST_DIGEST
+    if MANIFEST_DIGEST not in names:
+        raise BundleError(f"{digest_file}: missing")
+    digest = read_file(digest_file, _SMALL).decode("ascii", errors="replace").strip()
+    if digest != contents.id:
+        raise BundleError(
+            f"{digest_file}: changed since the bundle was written (manifest.json's SHA-256 is "
+            f"{contents.id})"
+            if authentic
+            else f"{digest_file}: does not match manifest.json (one of them changed since the "
+            "bundle was written)"
+        )
+    listed = contents.manifest.files
+    extra = sorted(names - set(listed) - {MANIFEST, MANIFEST_DIGEST, SIGNATURE})
+    if extra:
+        raise BundleError(f"{path}: files not in the manifest: {', '.join(extra)}")
+    missing = sorted(set(listed) - names)
+    if missing:
+        raise BundleError(f"{path}: files missing: {', '.join(missing)}")
+    files: dict[str, bytes] = {}
+    for name, expected in listed.items():
+        data = read_file(path / name)
+        if _sha256(data) != expected:
             raise BundleError(f"{path / name}: changed since the bundle was written (SHA-256)")
-    _check_versions(manifest, path)
+        files[name] = data
+    return files
 
-    def read(name: str) -> Any:
-        return json.loads((path / name).read_text(encoding="utf-8"))
 
-    preparation = _load_skops(path / "preparation.skops")
-    if "model.skops" in listed:
-        estimator = _load_skops(path / "model.skops")
+def _json_file(path: Path, data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _validated(path: Path, value: Any, shape: type[_Shape]) -> _Shape:
+    try:
+        return shape.model_validate(value)
+    except ValidationError as exc:
+        raise BundleError(f"{path}: {_first_error(exc)}") from None
+
+
+def _extraction(path: Path, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    from hepablate.features.extract import ExtractionConfig
+
+    if not isinstance(value, dict):
+        raise BundleError(f"{path}: not a JSON object or null")
+    _validated(path, value, ExtractionConfig)
+    return value
+
+
+def _network(path: Path, files: dict[str, bytes]) -> Any:
+    from safetensors.numpy import load
+
+    description = _validated(
+        path / "model.json", _json_file(path / "model.json", files["model.json"]), _ModelDescription
+    )
+    model_class = _deep_classes().get(description.class_)
+    if model_class is None:
+        raise BundleError(f"{path / 'model.json'}: unknown model class {description.class_!r}")
+    try:
+        tensors = load(files["model.safetensors"])
+    # safetensors raises its own SafetensorError (and others) for a bad header or data.
+    except Exception as exc:
+        raise BundleError(
+            f"{path / 'model.safetensors'}: not a readable safetensors file ({exc})"
+        ) from None
+    try:
+        return model_class.from_state(tensors, description.state)
+    # The state comes from the file: a missing key, a wrong shape (torch's RuntimeError) or a
+    # parameter the class does not take is a bad file.
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
+        raise BundleError(
+            f"{path / 'model.json'}: the network cannot be rebuilt from it and "
+            f"model.safetensors ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def bundle_id_of(path: Path | str) -> str:
+    """The id of the bundle in ``path`` (the SHA-256 of its manifest.json), not verified: what
+    to compare with the id its author gave (then pin it)."""
+    path = Path(path)
+    return _sha256(read_file(path / MANIFEST, _SMALL))
+
+
+def load_bundle(
+    path: Path | str, *, trust: TrustStore | None = None, bundle_id: str | None = None
+) -> Bundle:
+    """Verify and load a bundle; a ``BundleError`` names what is wrong.
+
+    ``trust``: the keys and pinned ids to accept (default: the user's, ``TrustStore.user()``,
+    their own key included); ``bundle_id``: accept this exact bundle (SHA-256 of its manifest)
+    whoever signed it, and refuse any other. ``Bundle.trust`` says how it was accepted.
+    """
+    path = Path(path)
+    contents = _read(path)
+    store = TrustStore.user() if trust is None else trust
+    accepted = check_trust(path, contents.manifest_bytes, contents.signature, store, bundle_id)
+    files = _check_files(contents, authentic=True)
+    manifest = contents.manifest
+    _check_versions(manifest.versions, path)
+
+    def read(name: str, shape: type[BaseModel]) -> Any:
+        """The file's JSON as it is, once it has the shape the loader and prediction read."""
+        value = _json_file(path / name, files[name])
+        _validated(path / name, value, shape)
+        return value
+
+    schema = read("schema.json", _Schema)
+    metrics = read("metrics.json", _Metrics)
+    thresholds = read("thresholds.json", _Thresholds)
+    extraction = _extraction(
+        path / "extraction.json", _json_file(path / "extraction.json", files["extraction.json"])
+    )
+    if not isinstance(_json_file(path / "study.json", files["study.json"]), dict):
+        raise BundleError(f"{path / 'study.json'}: not a JSON object")
+    preparation = load_skops(files["preparation.skops"], str(path / "preparation.skops"))
+    if not isinstance(preparation, Pipeline):
+        raise BundleError(
+            f"{path / 'preparation.skops'}: holds a {type(preparation).__name__}, not a Pipeline"
+        )
+    if "model.skops" in files:
+        estimator = load_skops(files["model.skops"], str(path / "model.skops"))
     else:
-        from safetensors.numpy import load_file
-
-        description = read("model.json")
-        model_class = _deep_classes().get(description.get("class"))
-        if model_class is None:
-            raise BundleError(
-                f"{path / 'model.json'}: unknown model class {description.get('class')!r}"
-            )
-        try:
-            estimator = model_class.from_state(
-                load_file(path / "model.safetensors"), description["state"]
-            )
-        except (ValueError, KeyError) as exc:
-            raise BundleError(f"{path / 'model.safetensors'}: {exc}") from exc
+        estimator = _network(path, files)
     pipeline = Pipeline([*preparation.steps, ("model", estimator)])
     return Bundle(
         path=path,
-        manifest=manifest,
-        extraction=read("extraction.json"),
-        schema=read("schema.json"),
-        metrics=read("metrics.json"),
-        thresholds=read("thresholds.json"),
+        # ``created``: when it was signed (the manifest holds no time, so that the same models
+        # give the same id); None for a bundle accepted by its pinned id without a signature.
+        manifest={**manifest.model_dump(mode="json"), "created": accepted.signed_at},
+        extraction=extraction,
+        schema=schema,
+        metrics=metrics,
+        thresholds=thresholds,
         pipeline=pipeline,
+        trust=accepted,
     )
 
 
@@ -481,8 +726,7 @@ def _minor(text: str | None) -> tuple[str, ...]:
     return tuple((text or "").split(".")[:2])
 
 
-def _check_versions(manifest: dict[str, Any], path: Path) -> None:
-    saved = manifest.get("versions") or {}
+def _check_versions(saved: dict[str, str | None], path: Path) -> None:
     now = _versions()
     if _minor(saved.get("scikit-learn")) != _minor(now["scikit-learn"]):
         raise BundleError(

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from hepablate import __version__
+from hepablate.cli.bundle import bundle_app
 from hepablate.cli.demo import demo
 from hepablate.cli.extract import extract
 from hepablate.cli.import_dicom import import_dicom
@@ -39,6 +40,7 @@ app.command(name="import-dicom")(import_dicom)
 app.command()(train)
 app.command()(predict)
 app.command()(demo)
+app.add_typer(bundle_app)
 
 
 def _version(value: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hepablate.cli.validate import EXIT_INVALID, load_cohort_or_exit
 
@@ -24,30 +25,44 @@ def predict(
     out: Annotated[Path, typer.Option("--out", help="The prediction to write (JSON).")] = Path(
         "prediction.json"
     ),
+    bundle_id: Annotated[
+        str | None,
+        typer.Option(
+            "--bundle-id",
+            metavar="SHA256",
+            help="Accept this exact bundle (the SHA-256 of its manifest.json, as its author "
+            "gave it), signed or not; any other bundle is refused.",
+        ),
+    ] = None,
 ) -> None:
     """Predict the endpoint for a new patient, per tumour: the probability (or risk score and
     survival curve), its uncertainty, the risk group, the top contributions and the what-if
     curve over the achieved minimal ablative margin (model-based, not causal).
 
-    The bundle is verified first (hashes, versions); the patient is validated and measured by
-    the bundle's own extraction settings. Inputs the model uses that are missing (imputed),
-    outside the training range or an unseen category are listed under each tumour.
+    The bundle is verified first: signed by a trusted key (yours, or one added with `hepablate
+    bundle trust`) or its id pinned (`--bundle-id`, `hepablate bundle pin`), every file whole,
+    the same scikit-learn; the output says which way it was accepted. The patient is validated
+    and measured by the bundle's own extraction settings. Inputs the model uses that are
+    missing (imputed), outside the training range or an unseen category are listed under each
+    tumour.
     """
     from hepablate.bundle import BundleError, load_bundle
     from hepablate.bundle.predict import predict_cohort
 
     console = Console(highlight=False, soft_wrap=True)
     try:
-        bundle = load_bundle(bundle_dir)
+        bundle = load_bundle(bundle_dir, bundle_id=bundle_id)
     except BundleError as exc:
-        console.print(f"[red]ERROR[/] bundle refused: {exc}")
+        console.print(f"[red]ERROR[/] bundle refused: {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
+    console.print(f"bundle {bundle.id} accepted: {escape(bundle.trust.describe())}")
     cohort = load_cohort_or_exit(patient, console)
     try:
         prediction = predict_cohort(bundle, cohort)
     except BundleError as exc:
-        console.print(f"[red]ERROR[/] {patient}: {exc}")
+        console.print(f"[red]ERROR[/] {escape(str(patient))}: {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
+    prediction["bundle"]["trust"] = bundle.trust.as_dict()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(prediction, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     validation = prediction["validation"]
