@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hepablate.cli.validate import EXIT_INVALID, load_cohort_or_exit
 
@@ -24,6 +25,10 @@ def predict(
     out: Annotated[Path, typer.Option("--out", help="The prediction to write (JSON).")] = Path(
         "prediction.json"
     ),
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace an existing OUT that is not a prediction."),
+    ] = False,
 ) -> None:
     """Predict the endpoint for a new patient, per tumour: the probability (or risk score and
     survival curve), its uncertainty, the risk group, the top contributions and the what-if
@@ -35,8 +40,14 @@ def predict(
     """
     from hepablate.bundle import BundleError, load_bundle
     from hepablate.bundle.predict import predict_cohort
+    from hepablate.outputs import OutputError, check_output_file, staged_file
 
     console = Console(highlight=False, soft_wrap=True)
+    try:
+        check_output_file(out, overwrite=overwrite, recognise=_is_prediction, what="a prediction")
+    except OutputError as exc:
+        console.print(f"[red]ERROR[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
     try:
         bundle = load_bundle(bundle_dir)
     except BundleError as exc:
@@ -48,8 +59,13 @@ def predict(
     except BundleError as exc:
         console.print(f"[red]ERROR[/] {patient}: {exc}")
         raise typer.Exit(EXIT_INVALID) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(prediction, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    try:
+        with staged_file(out) as partial:
+            text = json.dumps(prediction, indent=1, allow_nan=False) + "\n"
+            partial.write_text(text, encoding="utf-8")
+    except OutputError as exc:
+        console.print(f"[red]ERROR[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
     validation = prediction["validation"]
     ci = validation["ci"] or [None, None]
     console.print(
@@ -70,3 +86,12 @@ def predict(
         for check in row["input_checks"]:
             console.print(f"  [yellow]CHECK[/] {check['message']}")
     console.print(f"  prediction: {out}")
+
+
+def _is_prediction(path: Path) -> bool:
+    """Whether ``path`` holds a prediction this command wrote (JSON with its keys)."""
+    try:
+        written = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(written, dict) and {"bundle", "predictions", "validation"} <= set(written)

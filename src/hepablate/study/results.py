@@ -344,10 +344,14 @@ def summarise(result: StudyResult) -> dict[str, Any]:
     }
 
 
-def write_outputs(result: StudyResult, run_dir: Path) -> dict[str, Path]:
-    """``metrics.json``, ``selected_features.csv`` and ``predictions.csv`` in ``run_dir``."""
+def write_outputs(
+    result: StudyResult, run_dir: Path, *, warnings: list[str] | None = None
+) -> dict[str, Path]:
+    """``metrics.json``, ``selected_features.csv`` and ``predictions.csv`` in ``run_dir``;
+    ``warnings`` (what the study found wanting in its data, one line each) go into
+    ``metrics.json`` for the report and for whoever reads the run later."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarise(result)
+    summary = {**summarise(result), "warnings": list(warnings or [])}
     paths = {
         "metrics": run_dir / "metrics.json",
         "selected_features": run_dir / "selected_features.csv",
