@@ -533,3 +533,23 @@ def test_float_mask_with_fractions_is_refused(cohort_copy: Path) -> None:
     (problem,) = [p for p in report.errors if p.code == "images.mask_not_integer"]
     assert problem.patient == "P01"
     assert np.isclose(float(sitk.GetArrayFromImage(image).max()), 0.5)
+
+
+def test_an_endpoint_without_events_is_a_warning_naming_it(cohort_copy: Path) -> None:
+    def no_progression(frame: pd.DataFrame) -> pd.DataFrame:
+        frame["ltp_event"] = "no"
+        return frame
+
+    _edit_csv(cohort_copy / "tumours.csv", no_progression)
+
+    report = validate_cohort(cohort_copy)
+
+    assert report.ok  # a cohort may hold an endpoint nobody studies; training on it fails
+    warned = {w.message: w for w in report.warnings if w.code == "outcome.single_outcome"}
+    assert set(warned) == {
+        "endpoint 'ltp_24m': 0 events among the 5 rows with a known outcome; no model can "
+        "be trained or validated on it",
+        "endpoint 'ltp': 0 events among the 8 rows with a known outcome; no model can be "
+        "trained or validated on it",
+    }
+    assert {(w.file, w.field) for w in warned.values()} == {("tumours.csv", "ltp_event")}
