@@ -546,3 +546,15 @@ def test_ctrl_c_with_the_output_piped_says_what_is_kept_and_exits_130(
     assert "stopped: no output was half-written" in errors
     assert "Traceback" not in errors
     assert not out.exists() and _partials(out) == []
+
+
+def test_a_permutation_run_that_could_not_be_fitted_is_found_before_the_study(
+    features: Path, tmp_path: Path
+) -> None:
+    """With 3 events the real folds can be fitted, but shuffled labels leave an inner training
+    fold without events: found up front, not as a crash after the real validation."""
+    table = _with_events(features, tmp_path, 3)
+    validation = {**QUICK["validation"], "permutations": 3}
+    config = _quick(tmp_path, validation=validation)
+    result = _train(str(table), "--config", str(config), "--out", str(tmp_path / "run"))
+    _an_input_error(result, "label permutation", "validation.permutations")

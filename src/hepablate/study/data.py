@@ -302,53 +302,77 @@ def check_folds(data: StudyData, config: StudyConfig) -> list[str]:
     name, events = config.endpoint, data.events.astype(bool)
     total = int(events.sum())
     metric = "C-index" if data.survival else "AUC"
+    models = config.models_for(data.survival)
     searched = [
         spec.name
-        for spec in config.models_for(data.survival)
+        for spec in models
         if len(ParameterGrid(spec.grid if spec.grid is not None else DEFAULT_GRIDS[spec.kind])) > 1
     ]
+    # the model of the label-permutation runs (as study.run picks it)
+    permuted = ([m for m in models if not m.clinical_only] or list(models))[0].name
 
-    def fittable(rows: np.ndarray) -> bool:
-        found = int(events[rows].sum())
+    def fittable(labels: np.ndarray, rows: np.ndarray) -> bool:
+        found = int(labels[rows].sum())
         return found > 0 and (data.survival or found < len(rows))
 
-    def too_few(where: str, rows: np.ndarray, use: str = "fitted") -> StudyConfigError:
-        found = int(events[rows].sum())
+    def too_few(
+        labels: np.ndarray, where: str, rows: np.ndarray, use: str = "fitted"
+    ) -> StudyConfigError:
+        found = int(labels[rows].sum())
         return StudyConfigError(
             f"endpoint {name!r}: {where} has {found} events in {len(rows)} rows, and a model "
             f"needs {'events' if data.survival else 'both outcomes'} to be {use}; {total} "
             f"events in {len(events)} rows are too few for validation.folds "
-            f"{config.validation.folds} and inner_folds {config.validation.inner_folds}: "
-            "lower them, or choose an endpoint with more events"
+            f"{config.validation.folds} and inner_folds {config.validation.inner_folds}"
+            + (
+                " with shuffled labels: lower them or validation.permutations"
+                if "permutation" in where
+                else ": lower them"
+            )
+            + ", or choose an endpoint with more events"
         )
 
     undefined_tests, unscored = [], []
     with warnings.catch_warnings():  # "the least populated class has only ...": said below
         warnings.simplefilter("ignore", UserWarning)
         splits = outer_splits(data, config.validation)
-        whole = np.arange(len(events))
-        for label, train, test in [
-            *((s.label, s.train, s.test) for s in splits),
-            ("the final refit on all rows", whole, None),
-        ]:
-            if not fittable(train):
-                raise too_few("the training rows of " + label if test is not None else label, train)
-            if test is not None and not fittable(test):
-                undefined_tests.append(label)
-            if not searched:
-                continue
-            folds = min(config.validation.inner_folds, len(np.unique(data.groups[train])))
-            for fit_rows, score_rows in inner_splits(
-                events[train], data.groups[train], folds, config.validation.seed
-            ):
-                if not fittable(train[fit_rows]):
-                    raise too_few(f"an inner training fold of {label}", train[fit_rows])
-                if not fittable(train[score_rows]):
+        real: list[tuple[str, np.ndarray, np.ndarray | None]] = [
+            (s.label, s.train, s.test) for s in splits
+        ]
+        real.append(("the final refit on all rows", np.arange(len(events)), None))
+        runs = [("", events, real, bool(searched))]
+        # the permutation runs' labels, shuffled as study.run shuffles them
+        rng = np.random.default_rng(config.validation.seed)
+        first: list[tuple[str, np.ndarray, np.ndarray | None]] = [
+            (s.label, s.train, s.test) for s in splits if s.repeat == 0
+        ]
+        for k in range(config.validation.permutations):
+            shuffled = events[rng.permutation(len(events))]
+            runs.append((f"label permutation {k + 1}, ", shuffled, first, permuted in searched))
+        for run, labels, parts, tuned in runs:
+            for part, train, test in parts:
+                label = run + part
+                if not fittable(labels, train):
+                    where = label if test is None else f"the training rows of {label}"
+                    raise too_few(labels, where, train)
+                if not run and test is not None and not fittable(labels, test):
+                    undefined_tests.append(label)
+                if not tuned:
+                    continue
+                folds = min(config.validation.inner_folds, len(np.unique(data.groups[train])))
+                for fit_rows, score_rows in inner_splits(
+                    labels[train], data.groups[train], folds, config.validation.seed
+                ):
+                    if not fittable(labels, train[fit_rows]):
+                        raise too_few(labels, f"an inner training fold of {label}", train[fit_rows])
+                    if fittable(labels, train[score_rows]):
+                        continue
                     if data.survival:
                         raise too_few(
-                            f"an inner test fold of {label}", train[score_rows], "scored (C-index)"
+                            labels, f"an inner test fold of {label}", train[score_rows], "scored"
                         )
-                    unscored.append(label)
+                    if not run:
+                        unscored.append(label)
     problems = []
     if undefined_tests:
         shown = ", ".join(undefined_tests[:5]) + (" ..." if len(undefined_tests) > 5 else "")
