@@ -126,8 +126,12 @@ def train(
         _refuse(console, exc)
     from hepablate.report.study import write_cohort_tables, write_report
 
+    late: list[str] = []  # the libraries' warnings while the outputs are written
     try:
-        with staged_dir(out, "train", overwrite=overwrite, names=TRAIN_OUTPUTS) as stage:
+        with (
+            _gathered(late),
+            staged_dir(out, "train", overwrite=overwrite, names=TRAIN_OUTPUTS) as stage,
+        ):
             paths = write_outputs(result, stage, warnings=problems + gathered)
             shutil.copyfile(config_file, stage / "study.yaml")
             write_cohort_tables(data, stage)
@@ -163,7 +167,7 @@ def train(
             console.print(
                 f"label permutation ({permutation['model']}): {metric} {chance}{interval}"
             )
-    for problem in gathered:
+    for problem in gathered + late:
         console.print(f"[yellow]WARNING[/] {escape(problem)}")
     for name, path in paths.items():
         console.print(f"  {name}: {path}")
