@@ -299,6 +299,7 @@ def test_an_existing_file_of_another_kind_is_refused_unless_overwrite(tmp_path: 
 def test_the_marker_is_never_taken_for_an_output(tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()
-    (out / MARKER).write_text("not json", encoding="utf-8")
-    assert read_marker(out) is None
+    for broken in ("not json", "[1, 2]", '{"kind": "train"}'):
+        (out / MARKER).write_text(broken, encoding="utf-8")
+        assert read_marker(out) is None
     check_output_dir(out, "train")  # a folder holding only a broken marker is empty

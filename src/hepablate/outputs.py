@@ -74,10 +74,11 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
         marker = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    files = marker.get("files") if isinstance(marker, dict) else None
-    if not isinstance(marker.get("kind"), str) or not isinstance(files, list):
+    if not isinstance(marker, dict):
         return None
-    return dict(marker)
+    if not isinstance(marker.get("kind"), str) or not isinstance(marker.get("files"), list):
+        return None
+    return marker
 
 
 def check_output_dir(
