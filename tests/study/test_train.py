@@ -543,7 +543,7 @@ def test_ctrl_c_with_the_output_piped_says_what_is_kept_and_exits_130(
     run.send_signal(signal.SIGINT)
     rest, errors = run.communicate()
     assert run.returncode == 130, (first, rest, errors)
-    assert "stopped: no output was half-written" in errors
+    assert "stopped: train, extract, predict and demo write nothing half-done" in errors
     assert "Traceback" not in errors
     assert not out.exists() and _partials(out) == []
 

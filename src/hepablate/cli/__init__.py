@@ -90,7 +90,7 @@ def main() -> None:
 
 def _stopped() -> None:
     """The Ctrl-C message, on stderr whether it is a terminal or a pipe."""
-    Console(stderr=True, highlight=False).print(
-        "stopped: no output was half-written and finished outputs are kept "
-        "(extract resumes from its cache)"
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        "stopped: train, extract, predict and demo write nothing half-done, their previous "
+        "outputs are as they were; extract resumes from its cache"
     )

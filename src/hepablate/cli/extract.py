@@ -79,12 +79,12 @@ def extract(
     except OutputError as exc:
         out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
-    cohort = load_cohort_or_exit(cohort_dir, out_console)
-    try:
+    try:  # the settings before the cohort: reading every image takes a while
         config = ExtractionConfig() if config_file is None else load_extraction_config(config_file)
     except ExtractionConfigError as exc:
-        out_console.print(f"[red]ERROR[/] {exc}")
+        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
+    cohort = load_cohort_or_exit(cohort_dir, out_console)
     if not register:
         config = config.model_copy(update={"register_post_ct": False})
     cache_dir = (cache or out.with_name(out.stem + ".cache")) if use_cache else None
@@ -99,7 +99,7 @@ def extract(
                 progress=advance,
             )
     except (SchedulerError, ExtractionConfigError, BundleError) as exc:
-        out_console.print(f"[red]ERROR[/] {exc}")
+        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
     try:
         with staged_file(out) as partial:
