@@ -100,3 +100,37 @@ def test_demo_refuses_a_folder_that_is_not_an_earlier_demo(tmp_path: Path) -> No
     _an_input_error(result, f"{out}: not empty and not the output of an earlier `hepablate demo`")
     assert [p.name for p in out.iterdir()] == ["thesis.tex"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # nothing staged
+
+
+def test_a_demo_rerun_replaces_the_earlier_demo_whole_and_keeps_other_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's own staging (its five steps replaced by a quick stand-in that writes what
+    they write): a rerun replaces the earlier demo, a failed one leaves it as it was."""
+    import importlib
+
+    import typer
+
+    # `hepablate.cli.demo` as an attribute is the command; the module is in sys.modules
+    demo_module = importlib.import_module("hepablate.cli.demo")
+
+    def steps(console: Any, out: Path, *, n: int, seed: int, workers: int) -> dict[str, float]:
+        (out / "cohort").mkdir()
+        (out / "cohort" / "patients.csv").write_text(f"n={n}", encoding="utf-8")
+        (out / "prediction.json").write_text("{}", encoding="utf-8")
+        if n == 21:
+            raise typer.Exit(2)  # a step that refused its input
+        return {"simulate": 1.0}
+
+    monkeypatch.setattr(demo_module, "_steps", steps)
+    out = tmp_path / "demo"
+    assert runner.invoke(app, ["demo", "--out", str(out), "--n", "20"]).exit_code == 0
+    (out / "my_notes.txt").write_text("mine", encoding="utf-8")
+    assert runner.invoke(app, ["demo", "--out", str(out), "--n", "22"]).exit_code == 0
+    assert (out / "cohort" / "patients.csv").read_text(encoding="utf-8") == "n=22"
+    assert (out / "my_notes.txt").read_text(encoding="utf-8") == "mine"
+
+    failed = runner.invoke(app, ["demo", "--out", str(out), "--n", "21"])
+    assert failed.exit_code == 2
+    assert (out / "cohort" / "patients.csv").read_text(encoding="utf-8") == "n=22"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging left
