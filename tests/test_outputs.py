@@ -303,3 +303,22 @@ def test_the_marker_is_never_taken_for_an_output(tmp_path: Path) -> None:
         (out / MARKER).write_text(broken, encoding="utf-8")
         assert read_marker(out) is None
     check_output_dir(out, "train")  # a folder holding only a broken marker is empty
+
+
+def test_a_file_put_inside_a_folder_of_the_run_is_not_deleted_without_overwrite(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    _run(out, {"metrics.json": "old", "bundle/model.skops": "old"})
+    marker = read_marker(out)
+    assert marker is not None and marker["paths"] == ["bundle/model.skops", "metrics.json"]
+    _write(out, {"bundle/notes.txt": "mine"})
+    with pytest.raises(OutputError, match="replaces the folder it is in") as refused:
+        check_output_dir(out, "train")
+    assert refused.value.path == out / "bundle" / "notes.txt"
+    with pytest.raises(OutputError), staged_dir(out, "train") as stage:
+        _write(stage, {"bundle/model.skops": "new"})
+    assert (out / "bundle" / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+    _run(out, {"bundle/model.skops": "new"}, overwrite=True)  # asked for: the folder is new
+    assert sorted(p.name for p in (out / "bundle").iterdir()) == ["model.skops"]

@@ -5,8 +5,10 @@ The command line and the service write every result through these primitives:
 - ``check_output_dir`` / ``check_output_file`` run before any work: the parent chain can be
   created (nothing on it is a file), the target is a folder (or a file) as expected and
   writable, and an existing non-empty folder is a previous output of the same kind (it holds
-  the marker ``.hepablate-output.json`` that names the files hepablate wrote) or the caller
-  passed ``overwrite``. A refused output raises ``OutputError`` naming the path and the reason.
+  the marker ``.hepablate-output.json`` that names the entries and files hepablate wrote) or
+  the caller passed ``overwrite``; without ``overwrite`` a file hepablate did not write is
+  never in the way (of the name of an output, or inside a folder the run replaces). A refused
+  output raises ``OutputError`` naming the path and the reason.
 - ``staged_dir`` yields a fresh sibling folder ``.<name>.partial-<host>-<pid>-<token>``; when
   the block succeeds it writes the marker and swaps the folder in at once (Linux:
   ``renameat2(RENAME_EXCHANGE)``; elsewhere two renames), so ``out`` always holds either the
@@ -103,26 +105,9 @@ def check_output_dir(
     if not out.is_dir():
         raise OutputError(out, "is a file; the output is a folder")
     _probe(out)
-    entries = _entries(out)
-    if not entries:
-        return
-    ours = _owned(out, kind)
-    if ours is None:
-        if not overwrite:
-            raise OutputError(
-                out,
-                f"not empty and not the output of an earlier `hepablate {kind}`; choose "
-                "another folder or pass --overwrite (files hepablate did not write are kept)",
-            )
-        return
-    if names is not None and not overwrite:
-        clash = sorted((set(entries) - ours) & set(names))
-        if clash:
-            raise OutputError(
-                out / clash[0],
-                f"not written by `hepablate {kind}`, and the run would replace it; move it "
-                "away or pass --overwrite",
-            )
+    refusal = _refusal(out, kind, overwrite=overwrite, names=names or ())
+    if refusal is not None:
+        raise refusal
 
 
 def check_output_file(
@@ -161,9 +146,9 @@ def staged_dir(
 
     The previous folder's entries that hepablate did not write are kept (hard links, or
     copies where a link is refused); its own entries (listed in its marker) are replaced or,
-    if this run does not write them, dropped. The new marker lists what this run wrote
-    (``files``) and what it kept (``kept``). ``names``, when given, are all the entries the
-    run may write (a check on the caller).
+    if this run does not write them, dropped. The new marker lists the entries this run wrote
+    (``files``), every file under them (``paths``) and the entries it kept (``kept``).
+    ``names``, when given, are all the entries the run may write (a check on the caller).
     """
     out = _target(out)
     try:
@@ -235,12 +220,61 @@ def _entries(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir() if path.name != MARKER)
 
 
-def _owned(folder: Path, kind: str) -> set[str] | None:
-    """The entries an earlier ``kind`` run wrote in ``folder``; None: not such an output."""
-    marker = read_marker(folder)
-    if marker is None or marker["kind"] != kind:
+def _refusal(
+    out: Path, kind: str, *, overwrite: bool, names: Collection[str]
+) -> OutputError | None:
+    """Why a ``kind`` run writing ``names`` must not replace the folder ``out``; None when it
+    may (``overwrite`` allows everything)."""
+    entries = _entries(out)
+    if not entries or overwrite:
         return None
-    return {str(name) for name in marker["files"]}
+    marker = read_marker(out)
+    if marker is None or marker["kind"] != kind:
+        return OutputError(
+            out,
+            f"not empty and not the output of an earlier `hepablate {kind}`; choose another "
+            "folder or pass --overwrite (files hepablate did not write are kept)",
+        )
+    clash = sorted((set(entries) - set(marker["files"])) & set(names))
+    if clash:
+        return OutputError(
+            out / clash[0],
+            f"not written by `hepablate {kind}`, and the run would replace it; move it away "
+            "or pass --overwrite",
+        )
+    inside = _foreign_inside(out, marker)
+    if inside:
+        return OutputError(
+            out / inside[0],
+            f"not written by `hepablate {kind}`, and the run replaces the folder it is in; "
+            "move it away or pass --overwrite",
+        )
+    return None
+
+
+def _written_paths(folder: Path, entries: Collection[str]) -> list[str]:
+    """Every file (not folder) under ``entries`` of ``folder``, as relative POSIX paths."""
+    paths = []
+    for name in entries:
+        top = folder / name
+        if not top.is_dir() or top.is_symlink():
+            paths.append(name)
+            continue
+        for root, folders, files in os.walk(top):
+            here = Path(root).relative_to(folder)
+            paths += [(here / f).as_posix() for f in files]
+            paths += [(here / d).as_posix() for d in folders if (Path(root) / d).is_symlink()]
+    return sorted(paths)
+
+
+def _foreign_inside(out: Path, marker: dict[str, Any]) -> list[str]:
+    """Files that someone put inside the folders an earlier run wrote (the marker's
+    ``paths``): replacing those folders would delete them."""
+    if not isinstance(marker.get("paths"), list):
+        return []
+    written = set(marker["paths"])
+    owned = [n for n in marker["files"] if (out / n).is_dir() and not (out / n).is_symlink()]
+    return [p for p in _written_paths(out, owned) if p not in written]
 
 
 # --- staging and the swap ------------------------------------------------------------------
@@ -274,25 +308,21 @@ def _commit(
         if undeclared:  # the caller's list is what check_output_dir protects: keep it true
             raise RuntimeError(f"{kind} wrote {undeclared}, which it did not declare")
     kept: list[str] = []
+    paths = _written_paths(stage, written)
     exists = out.exists() or out.is_symlink()
     if exists:
         if not out.is_dir():
             raise OutputError(out, "is a file; the output is a folder")
-        entries = _entries(out)
-        ours = _owned(out, kind)
-        if entries and ours is None and not overwrite:
-            raise OutputError(out, f"not empty and not the output of an earlier `hepablate {kind}`")
-        for name in entries:
-            if name in (ours or set()):
-                continue
-            if name in written:
-                if not overwrite:
-                    raise OutputError(
-                        out / name, f"not written by `hepablate {kind}`; the run would replace it"
-                    )
-                continue
-            _link_tree(out / name, stage / name)
-            kept.append(name)
+        # checked again: the folder may have changed while the run worked
+        refusal = _refusal(out, kind, overwrite=overwrite, names=written)
+        if refusal is not None:
+            raise refusal
+        previous = read_marker(out)
+        ours = set(previous["files"]) if previous and previous["kind"] == kind else set()
+        for name in _entries(out):
+            if name not in ours and name not in written:
+                _link_tree(out / name, stage / name)
+                kept.append(name)
         shutil.copymode(out, stage)
     marker = {
         "hepablate_output": 1,
@@ -301,13 +331,14 @@ def _commit(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": written,
         "kept": kept,
+        "paths": paths,
     }
     (stage / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
     _fsync_tree(stage)
     if exists:
-        previous = _exchange(stage, out)
+        replaced = _exchange(stage, out)
         _fsync(out.parent)
-        shutil.rmtree(previous, ignore_errors=True)
+        shutil.rmtree(replaced, ignore_errors=True)
     else:
         stage.rename(out)
         _fsync(out.parent)
