@@ -512,6 +512,13 @@ def test_a_kill_in_the_middle_of_training_loses_nothing(features: Path, tmp_path
     assert _bundle_is_valid(out / "bundle")
     assert (out / "notes.txt").read_text(encoding="utf-8") == "my notes"
 
+    # files put inside the bundle (a subfolder too) are not deleted: refused before the work
+    (out / "bundle" / "extra").mkdir()
+    (out / "bundle" / "extra" / "readme.txt").write_text("mine", encoding="utf-8")
+    refused = _train(str(features), "--config", config, "--out", str(out))
+    _an_input_error(refused, str(out / "bundle" / "extra" / "readme.txt"), "--overwrite")
+    assert (out / "bundle" / "extra" / "readme.txt").read_text(encoding="utf-8") == "mine"
+
 
 @pytest.mark.slow
 def test_ctrl_c_with_the_output_piped_says_what_is_kept_and_exits_130(
