@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml
 DEMO := runs/demo
 
 # Validates the hand-written example, then simulates, extracts, trains (report and bundle) and
-# predicts for a new virtual patient: `hepablate demo` prints where everything is.
+# predicts for a new virtual patient: `hepablate demo` prints where everything is. A rerun
+# replaces the previous demo whole, once the new one is complete.
 demo: install
 	$(BIN)/hepablate validate $(EXAMPLE)
-	rm -rf $(DEMO)
 	$(BIN)/hepablate demo --out $(DEMO)
 
 test: install system-deps lint typecheck pytest

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,17 @@ def test_a_failed_registration_is_refused_with_the_reason_never_exit_1(
     assert "patient SIM0001 tumour 1: the minimal ablative margin" in text
     assert "was not measured (registration: liver Dice" in text and "below 0.85" in text
     assert "training median margin" in text and not out.exists()
+    assert "--allow-imputed-margin" in text
+
+    allowed = CliRunner().invoke(
+        app, [*_predict_args(setup.bundle, patient, out), "--allow-imputed-margin"]
+    )
+
+    assert allowed.exit_code == 0, allowed.output
+    said = " ".join(allowed.stdout.split())
+    assert re.search(r"WARNING SIM0001, registration: [^.]*liver Dice 0\.\d+ below 0\.85", said)
+    assert "imputed the training median" in said  # the input check under the tumour
+    assert json.loads(out.read_text())["predictions"][0]["probability"] is not None
 
 
 @pytest.mark.slow

@@ -674,3 +674,23 @@ def test_suspect_images_are_warnings_naming_patient_file_and_tumour(
         assert "at least 27 voxels" in problem["message"]
     if case.code == "images.touches_edge":
         assert "cut short" in problem["message"]
+
+
+def test_an_endpoint_without_events_is_a_warning_naming_it(cohort_copy: Path) -> None:
+    def no_progression(frame: pd.DataFrame) -> pd.DataFrame:
+        frame["ltp_event"] = "no"
+        return frame
+
+    _edit_csv(cohort_copy / "tumours.csv", no_progression)
+
+    report = validate_cohort(cohort_copy)
+
+    assert report.ok  # a cohort may hold an endpoint nobody studies; training on it fails
+    warned = {w.message: w for w in report.warnings if w.code == "outcome.single_outcome"}
+    assert set(warned) == {
+        "endpoint 'ltp_24m': 0 events among the 5 rows with a known outcome; no model can "
+        "be trained or validated on it",
+        "endpoint 'ltp': 0 events among the 8 rows with a known outcome; no model can be "
+        "trained or validated on it",
+    }
+    assert {(w.file, w.field) for w in warned.values()} == {("tumours.csv", "ltp_event")}

@@ -87,3 +87,96 @@ def test_models_of_the_wrong_kind_for_the_endpoint_are_refused() -> None:
                 "models": [{"name": "a", "kind": "cox"}, {"name": "a", "kind": "cox"}],
             }
         )
+
+
+def _load(tmp_path: Path, text: str | bytes) -> StudyConfig:
+    path = tmp_path / "study.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return load_study_config(path)
+
+
+def test_a_config_that_is_not_utf8_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError) as error:
+        _load(tmp_path, "name: étude\nendpoint: ltp_24m\n".encode("latin-1"))
+    assert str(tmp_path / "study.yaml") in str(error.value)
+    assert "not UTF-8" in str(error.value) and "0xe9" in str(error.value)
+
+
+def test_every_problem_is_one_line_naming_the_file_and_the_field(tmp_path: Path) -> None:
+    with pytest.raises(StudyConfigError) as error:
+        _load(tmp_path, "endpoint: ltp_24m\nvalidation: {folds: 1, repats: 2}\n")
+    lines = str(error.value).splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(f"{tmp_path / 'study.yaml'}: validation.") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "selection: [{method: univariate, params: {fdr: 0.1, bogus: 1}}]",
+            "selection.0 (univariate).params.bogus: Univariate has no parameter 'bogus' "
+            "(it has fdr, test)",
+        ),
+        (
+            "selection: [{method: univariate, params: {fdr: high}}]",
+            "selection.0 (univariate).params.fdr: Input should be a valid number",
+        ),
+        (
+            "selection: [{method: redundancy, params: {force: [clin.age]}}]",
+            "selection.0 (redundancy).params.force: set by the study from features.force",
+        ),
+        (
+            "models: [{name: lr, kind: logistic, grid: {Cs: [1.0]}}]",
+            "models.0 (lr).grid.Cs: LogisticRegression has no parameter 'Cs'",
+        ),
+        (
+            "models: [{name: lr, kind: logistic, grid: {C: [1.0, -1]}}]",
+            "models.0 (lr).grid.C: -1: The 'C' parameter of LogisticRegression must be a "
+            "float in the range (0.0, inf]",
+        ),
+        (
+            "models: [{name: forest, kind: random_forest, grid: {min_samples_leaf: []}}]",
+            "models.0 (forest).grid.min_samples_leaf: an empty list",
+        ),
+        (
+            "models: [{name: net, kind: mlp, grid: {embedding: [0, eight]}}]",
+            "models.0 (net).grid.embedding: 'eight': Input should be a valid integer",
+        ),
+        (
+            "models: [{name: net, kind: multimodal, grid: {crops: [null]}}]",
+            "models.0 (net).grid.crops: set by the study from the FeatureTable's crops",
+        ),
+    ],
+    ids=[
+        "unknown-selector-parameter",
+        "selector-value-of-another-type",
+        "selector-parameter-set-by-the-study",
+        "unknown-grid-name",
+        "grid-value-out-of-range",
+        "empty-grid",
+        "network-grid-value-of-another-type",
+        "network-parameter-set-by-the-study",
+    ],
+)
+def test_selector_parameters_and_grids_are_checked_when_the_config_is_read(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(StudyConfigError) as error:
+        _load(tmp_path, f"endpoint: ltp_24m\n{text}\n")
+    assert f"{tmp_path / 'study.yaml'}: {expected}" in str(error.value)
+
+
+def test_valid_grids_of_every_kind_pass(tmp_path: Path) -> None:
+    config = _load(
+        tmp_path,
+        "endpoint: ltp_24m\n"
+        "selection: [{method: embedded, params: {Cs: [0.1, 1.0], cv: 3}}, "
+        "{method: wrapper, params: {n_features: null, step: 0.5}}]\n"
+        "models: [{name: lr, kind: logistic, grid: {C: [0.1, 1], solver: [saga]}}, "
+        "{name: net, kind: multimodal, grid: {channels: [[8, 16]], verbose: [true]}}]\n",
+    )
+    assert config.models[1].grid == {"channels": [[8, 16]], "verbose": [True]}

@@ -398,8 +398,9 @@ def _refusals(bundle: Bundle, rows: pd.DataFrame, allow_imputed_margin: bool) ->
                 f"{where}: the minimal ablative margin, an input of this model, was not "
                 f"measured ({why or 'no reason recorded'}); a prediction would rest on the "
                 f"training median margin ({_imputed(reference.get(MARGIN))} mm) instead of this "
-                "ablation's. Fix the images and predict again (allow_imputed_margin gives the "
-                "imputed prediction)"
+                "ablation's. Fix the images and predict again (`hepablate predict "
+                "--allow-imputed-margin`, or allow_imputed_margin=True, gives the imputed "
+                "prediction)"
             )
         if "crops" in bundle.pipeline[-1].get_params() and tumour is not None:
             keys = (info.get("crops") or {}).get("keys") or {}

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hepablate import __version__
 from hepablate.cli.bundle import bundle_app
@@ -25,6 +26,8 @@ from hepablate.cli.train import train
 from hepablate.cli.validate import validate
 
 __all__ = ["app", "main"]
+
+EXIT_STOPPED = 130  # stopped by Ctrl-C (128 + SIGINT), as shells report it
 
 app = typer.Typer(
     name="hepablate",
@@ -66,19 +69,30 @@ def main() -> None:
             stream.reconfigure(errors="replace")
     try:
         app()
-    except KeyboardInterrupt:
-        Console(stderr=True).print(
-            "stopped; finished work is kept (extract resumes from its cache)"
-        )
-        sys.exit(130)
+    except SystemExit as done:
+        # Typer turns Ctrl-C inside a command into a silent exit 130: say what is left.
+        if done.code == EXIT_STOPPED:
+            _stopped()
+        raise
+    except KeyboardInterrupt:  # while the command line itself was starting up
+        _stopped()
+        sys.exit(EXIT_STOPPED)
     except Exception as exc:  # an unexpected failure is a bug: say so in one line
         if os.environ.get("HEPABLATE_DEBUG"):
             raise
         Console(stderr=True).print(
-            f"[red]internal error:[/red] {type(exc).__name__}: {exc}\n"
+            f"[red]internal error:[/red] {escape(type(exc).__name__)}: {escape(str(exc))}\n"
             "This is a bug in hepablate; rerun with HEPABLATE_DEBUG=1 for the traceback "
             "and report it.",
             markup=True,
             highlight=False,
         )
         sys.exit(1)
+
+
+def _stopped() -> None:
+    """The Ctrl-C message, on stderr whether it is a terminal or a pipe."""
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        "stopped: train, extract, predict and demo write nothing half-done, their previous "
+        "outputs are as they were; extract resumes from its cache"
+    )

@@ -11,12 +11,27 @@ from typing import Annotated
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from hepablate.cli.validate import EXIT_INVALID
 
 __all__ = ["demo"]
 
 # The new patient is drawn with another seed than the cohort's: a patient no model has seen.
 NEW_PATIENT_SEED_OFFSET = 10_000
+# Everything the demo writes into OUT (features.cache: the extraction's per-patient cache).
+DEMO_OUTPUTS = frozenset(
+    {
+        "cohort",
+        "features.parquet",
+        "features.cache",
+        "study.yaml",
+        "study",
+        "new_patient",
+        "prediction.json",
+    }
+)
 
 
 def demo(
@@ -28,21 +43,63 @@ def demo(
     workers: Annotated[
         int, typer.Option("--workers", min=0, help="Processes (0, the default: the CPU count).")
     ] = 0,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Write into a non-empty OUT that is not an earlier demo (other files are kept).",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a cohort, extract its features (the light config), validate the baselines and
     the multimodal network on the same folds (virtual_ltp_24m study, one repeat), write the
     report and the model bundle, and predict for a new virtual patient.
 
-    Each step is the command of the same name; the end prints where everything is.
+    Each step is the command of the same name; the end prints where everything is. The demo
+    works in a folder beside OUT that takes OUT's place when every step is done, so a rerun
+    replaces an earlier demo whole.
     """
+    from hepablate.outputs import OutputError, check_output_dir, staged_dir
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        check_output_dir(out, "demo", overwrite=overwrite, names=DEMO_OUTPUTS)
+        with staged_dir(out, "demo", overwrite=overwrite, names=DEMO_OUTPUTS) as stage:
+            console.print(f"working in {stage}; it becomes {out} when the demo is complete")
+            seconds = _steps(console, stage, n=n, seed=seed, workers=workers)
+    except OutputError as exc:
+        console.print(f"[red]ERROR[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
+    table = Table(title=f"hepablate demo: {sum(seconds.values()) / 60:.1f} min")
+    table.add_column("what")
+    table.add_column("where")
+    for what, where in (
+        ("virtual cohort (truth.csv: the simulator's truth)", out / "cohort"),
+        ("preview slices", out / "cohort" / "preview"),
+        ("features", out / "features.parquet"),
+        ("study config as run", out / "study.yaml"),
+        ("study report", out / "study" / "report.html"),
+        ("study report (PDF)", out / "study" / "report.pdf"),
+        ("metrics with CIs", out / "study" / "metrics.json"),
+        ("model bundle", out / "study" / "bundle"),
+        ("new patient", out / "new_patient"),
+        ("prediction", out / "prediction.json"),
+    ):
+        table.add_row(what, str(where))
+    console.print(table)
+    console.print(
+        "time per step: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
+    )
+
+
+def _steps(console: Console, out: Path, *, n: int, seed: int, workers: int) -> dict[str, float]:
+    """The five steps into ``out``; the seconds each took."""
     from hepablate import configs
     from hepablate.cli.extract import extract
     from hepablate.cli.predict import predict
     from hepablate.cli.simulate import simulate
     from hepablate.cli.train import train
 
-    console = Console(highlight=False, soft_wrap=True)
-    out.mkdir(parents=True, exist_ok=True)
     cohort, features, run = out / "cohort", out / "features.parquet", out / "study"
     new_patient, prediction = out / "new_patient", out / "prediction.json"
     study = configs.path("virtual_ltp_24m")
@@ -78,24 +135,4 @@ def demo(
     start = step("5/5 predict for the new patient")
     predict(run / "bundle", new_patient, out=prediction)
     seconds["predict"] = time.perf_counter() - start
-
-    table = Table(title=f"hepablate demo: {sum(seconds.values()) / 60:.1f} min")
-    table.add_column("what")
-    table.add_column("where")
-    for what, where in (
-        ("virtual cohort (truth.csv: the simulator's truth)", cohort),
-        ("preview slices", cohort / "preview"),
-        ("features", features),
-        ("study config as run", demo_study),
-        ("study report", run / "report.html"),
-        ("study report (PDF)", run / "report.pdf"),
-        ("metrics with CIs", run / "metrics.json"),
-        ("model bundle", run / "bundle"),
-        ("new patient", new_patient),
-        ("prediction", prediction),
-    ):
-        table.add_row(what, str(where))
-    console.print(table)
-    console.print(
-        "time per step: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
-    )
+    return seconds

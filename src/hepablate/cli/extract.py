@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hepablate.cli._progress import progress_bar
 from hepablate.cli.validate import EXIT_INVALID, load_cohort_or_exit
@@ -45,6 +46,10 @@ def extract(
     use_cache: Annotated[
         bool, typer.Option("--cache-results/--no-cache", help="Keep and reuse results (default).")
     ] = True,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace an existing OUT that is not a FeatureTable."),
+    ] = False,
 ) -> None:
     """Validate a cohort, then measure every tumour: clinical scores, ablation geometry,
     radiomics of the tumour, its peritumoral ring and its ablation zone, and deep-model crops.
@@ -52,7 +57,8 @@ def extract(
     Writes one row per tumour (per patient for a cohort without tumours) with its patient id
     and centre; the extraction settings and the radiomics' robustness (ICC) are stored in the
     file's metadata. Each patient's result is cached as soon as it is done: a rerun only
-    extracts what changed, and a run that was stopped resumes.
+    extracts what changed, and a run that was stopped resumes. OUT is checked before any work
+    and replaced only when the new table is complete.
     """
     from hepablate.bundle import BundleError
     from hepablate.features.extract import (
@@ -61,15 +67,24 @@ def extract(
         load_extraction_config,
     )
     from hepablate.features.extract import extract as run_extract
+    from hepablate.outputs import OutputError, check_output_file, staged_file
     from hepablate.parallel import SchedulerError
+    from hepablate.study.data import is_feature_table
 
     out_console = Console(highlight=False, soft_wrap=True)
-    cohort = load_cohort_or_exit(cohort_dir, out_console)
     try:
+        check_output_file(
+            out, overwrite=overwrite, recognise=is_feature_table, what="a FeatureTable"
+        )
+    except OutputError as exc:
+        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
+    try:  # the settings before the cohort: reading every image takes a while
         config = ExtractionConfig() if config_file is None else load_extraction_config(config_file)
     except ExtractionConfigError as exc:
-        out_console.print(f"[red]ERROR[/] {exc}")
+        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
+    cohort = load_cohort_or_exit(cohort_dir, out_console)
     if not register:
         config = config.model_copy(update={"register_post_ct": False})
     cache_dir = (cache or out.with_name(out.stem + ".cache")) if use_cache else None
@@ -84,10 +99,14 @@ def extract(
                 progress=advance,
             )
     except (SchedulerError, ExtractionConfigError, BundleError) as exc:
-        out_console.print(f"[red]ERROR[/] {exc}")
+        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out)
+    try:
+        with staged_file(out) as partial:
+            table.to_parquet(partial)
+    except OutputError as exc:
+        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
     _print_summary(out_console, table, out)
 
 

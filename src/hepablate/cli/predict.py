@@ -34,6 +34,18 @@ def predict(
             "gave it), signed or not; any other bundle is refused.",
         ),
     ] = None,
+    allow_imputed_margin: Annotated[
+        bool,
+        typer.Option(
+            "--allow-imputed-margin",
+            help="Predict also when the minimal ablative margin, an input of the model, could "
+            "not be measured: the training median stands in for it, and the output says so.",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace an existing OUT that is not a prediction."),
+    ] = False,
 ) -> None:
     """Predict the endpoint for a new patient, per tumour: the probability (or risk score and
     survival curve), its uncertainty, the risk group, the top contributions and the what-if
@@ -48,8 +60,14 @@ def predict(
     """
     from hepablate.bundle import BundleError, load_bundle
     from hepablate.bundle.predict import predict_cohort
+    from hepablate.outputs import OutputError, check_output_file, staged_file
 
     console = Console(highlight=False, soft_wrap=True)
+    try:
+        check_output_file(out, overwrite=overwrite, recognise=_is_prediction, what="a prediction")
+    except OutputError as exc:
+        console.print(f"[red]ERROR[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
     try:
         bundle = load_bundle(bundle_dir, bundle_id=bundle_id)
     except BundleError as exc:
@@ -58,13 +76,18 @@ def predict(
     console.print(f"bundle {bundle.id} accepted: {escape(bundle.trust.describe())}")
     cohort = load_cohort_or_exit(patient, console)
     try:
-        prediction = predict_cohort(bundle, cohort)
+        prediction = predict_cohort(bundle, cohort, allow_imputed_margin=allow_imputed_margin)
     except BundleError as exc:
         console.print(f"[red]ERROR[/] {escape(str(patient))}: {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
     prediction["bundle"]["trust"] = bundle.trust.as_dict()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(prediction, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    try:
+        with staged_file(out) as partial:
+            text = json.dumps(prediction, indent=1, allow_nan=False) + "\n"
+            partial.write_text(text, encoding="utf-8")
+    except OutputError as exc:
+        console.print(f"[red]ERROR[/] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from None
     validation = prediction["validation"]
     ci = validation["ci"] or [None, None]
     console.print(
@@ -84,4 +107,19 @@ def predict(
         )
         for check in row["input_checks"]:
             console.print(f"  [yellow]CHECK[/] {check['message']}")
+    for warning in prediction["warnings"]:
+        tumour = "" if warning.get("tumour") is None else f" tumour {warning['tumour']}"
+        console.print(
+            f"[yellow]WARNING[/] {escape(str(warning.get('patient')))}{tumour}, "
+            f"{escape(str(warning.get('step')))}: {escape(str(warning.get('reason')))}"
+        )
     console.print(f"  prediction: {out}")
+
+
+def _is_prediction(path: Path) -> bool:
+    """Whether ``path`` holds a prediction this command wrote (JSON with its keys)."""
+    try:
+        written = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(written, dict) and {"bundle", "predictions", "validation"} <= set(written)

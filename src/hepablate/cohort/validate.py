@@ -126,7 +126,30 @@ def _inspect(
         for e in schema.endpoints
         if e.table == "patients" or cohort.tumours is not None
     }
+    for endpoint in schema.endpoints:
+        if endpoint.name in report.summary["endpoints"]:
+            _warn_single_outcome(
+                endpoint, report.summary["endpoints"][endpoint.name], schema, report
+            )
     return report, cohort
+
+
+def _warn_single_outcome(
+    endpoint: Any, counts: dict[str, Any], schema: CohortSchema, report: ValidationReport
+) -> None:
+    """A warning for an endpoint whose known outcomes are all alike: nothing can learn it."""
+    binary = counts["kind"] == "binary"
+    known = counts["labelled"] if binary else counts["events"] + counts["censored"]
+    if not known or 0 < counts["events"] < known or (not binary and counts["events"]):
+        return
+    events = "every row is an event" if counts["events"] else "0 events"
+    report.warning(
+        "outcome.single_outcome",
+        f"endpoint {endpoint.name!r}: {events} among the {known} rows with a known outcome; "
+        "no model can be trained or validated on it",
+        file=schema.table(endpoint.table).file,
+        field=endpoint.event,
+    )
 
 
 # --- cohort.yaml ---------------------------------------------------------------------------------

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "FeatureSources",
@@ -172,6 +179,13 @@ class StudyConfig(_Strict):
             raise ValueError("models mix binary and time-to-event kinds; one endpoint, one kind")
         return self
 
+    @model_validator(mode="after")
+    def _known_parameters(self) -> StudyConfig:
+        problems = parameter_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
     def models_for(self, survival: bool) -> tuple[ModelSpec, ...]:
         """The configured models, or the default baselines for the endpoint's kind."""
         if self.models:
@@ -198,15 +212,103 @@ class StudyConfig(_Strict):
         )
 
 
+# Parameters the study sets itself: a config that sets them would be overridden or clash.
+_SET_BY_THE_STUDY = {"force": "features.force", "crops": "the FeatureTable's crops"}
+
+
+def parameter_problems(config: StudyConfig) -> list[str]:
+    """Selector parameters and model grids checked against the estimators they configure,
+    before any data is read: unknown names (with the names there are), and values the
+    estimator's own constraints (scikit-learn) or type hints (hepablate's) refuse. One
+    line per problem, naming the field."""
+    from hepablate.models.baselines import make_model
+    from hepablate.study.pipeline import _selector  # the estimators the study builds
+
+    problems = []
+    for i, step in enumerate(config.selection):
+        selector = _selector(SelectionStep(method=step.method), icc={}, force=())
+        where = f"selection.{i} ({step.method}).params"
+        problems += _check_parameters(selector, step.params.items(), where, one_value=True)
+    for i, spec in enumerate(config.models):
+        if spec.grid is None:
+            continue
+        where = f"models.{i} ({spec.name}).grid"
+        empty = [name for name, values in spec.grid.items() if not values]
+        problems += [f"{where}.{name}: an empty list; give at least one value" for name in empty]
+        model = make_model(spec.kind, config.validation.seed)
+        values = [(name, value) for name, options in spec.grid.items() for value in options]
+        problems += _check_parameters(model, values, where, one_value=False)
+    return list(dict.fromkeys(problems))
+
+
+def _check_parameters(estimator: Any, values: Any, where: str, *, one_value: bool) -> list[str]:
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+    from sklearn.base import clone
+
+    known = estimator.get_params(deep=True)
+    shown = ", ".join(sorted(k for k in known if k not in _SET_BY_THE_STUDY))
+    cls = type(estimator)
+    hints = typing.get_type_hints(cls.__init__) if cls.__module__.startswith("hepablate") else {}
+    problems = []
+    for name, value in values:
+        field = f"{where}.{name}"
+        if name in _SET_BY_THE_STUDY:
+            problems.append(f"{field}: set by the study from {_SET_BY_THE_STUDY[name]}, not here")
+            continue
+        if name not in known:
+            problems.append(f"{field}: {cls.__name__} has no parameter {name!r} (it has {shown})")
+            continue
+        shown_value = "" if one_value else f"{value!r}: "
+        if name in hints:  # hepablate's estimators check ranges when fitted; types here
+            try:
+                TypeAdapter(hints[name]).validate_python(value, strict=True)
+            except ValidationError:
+                try:  # YAML has lists where a parameter takes a tuple
+                    TypeAdapter(hints[name]).validate_python(
+                        tuple(value) if isinstance(value, list) else value, strict=True
+                    )
+                except ValidationError as exc:
+                    problems.append(f"{field}: {shown_value}{exc.errors()[0]['msg']}")
+            continue
+        # scikit-learn's own constraints of the value (what fit would check, hours later)
+        probe = clone(estimator).set_params(**{name: value})
+        validate = getattr(probe, "_validate_params", None)
+        if validate is None:
+            continue
+        try:
+            validate()
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{field}: {shown_value}{exc}")
+    return problems
+
+
 def load_study_config(path: Path) -> StudyConfig:
-    """Read a study config (YAML or JSON); errors name the file and the field."""
+    """Read a study config (YAML or JSON); errors name the file and the field, one line per
+    problem."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise StudyConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position "
+            f"{exc.start}); save the study config as UTF-8"
+        ) from exc
     except (OSError, yaml.YAMLError) as exc:
         raise StudyConfigError(f"{path}: cannot read the study config: {exc}") from exc
     if not isinstance(data, dict):
         raise StudyConfigError(f"{path}: a study config is a mapping (endpoint: ..., ...)")
     try:
         return StudyConfig.model_validate(data)
-    except ValueError as exc:
-        raise StudyConfigError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        raise StudyConfigError("\n".join(f"{path}: {line}" for line in _lines(exc))) from exc
+
+
+def _lines(exc: ValidationError) -> list[str]:
+    """One line per problem of a pydantic error: ``field.path: message``."""
+    lines = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error["loc"])
+        lines += [f"{where}: {line}" if where else line for line in message.splitlines()]
+    return lines

@@ -18,7 +18,21 @@ import pandas as pd
 
 from hepablate.study.config import StudyConfig, StudyConfigError
 
-__all__ = ["StudyData", "coerce_features", "load_feature_table", "study_data"]
+__all__ = [
+    "StudyData",
+    "check_folds",
+    "coerce_features",
+    "is_feature_table",
+    "load_feature_table",
+    "read_feature_table",
+    "study_data",
+]
+
+# Fewer events than this: a warning that the study can hardly estimate anything (ten events
+# per candidate predictor is the classic floor; with fewer than ten in all, not even one).
+FEW_EVENTS = 10
+# pandas keeps ``DataFrame.attrs`` in the Parquet schema's metadata under this key.
+_ATTRS_KEY = b"PANDAS_ATTRS"
 
 
 @dataclass
@@ -50,17 +64,76 @@ def load_feature_table(source: Path, config: StudyConfig) -> pd.DataFrame:
     if source.is_file():
         if source.suffix != ".parquet":
             raise StudyConfigError(f"{source}: expected a FeatureTable (.parquet) or a cohort")
-        return pd.read_parquet(source)
+        return read_feature_table(source)
     if not (source / "cohort.yaml").is_file():
         raise StudyConfigError(f"{source}: neither a FeatureTable nor a cohort folder")
     import os
 
+    from pydantic import ValidationError
+
     from hepablate.cohort import load_cohort
     from hepablate.features.extract import ExtractionConfig, extract
 
+    try:  # before the cohort is read: a wrong setting is found in a second
+        extraction = ExtractionConfig.model_validate(config.extraction or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            ".".join(["extraction", *(str(part) for part in error["loc"])]) + f": {error['msg']}"
+            for error in exc.errors()
+        )
+        raise StudyConfigError(f"the study config's {problems}") from exc
     cohort = load_cohort(source)
-    extraction = ExtractionConfig.model_validate(config.extraction or {})
     return extract(cohort, extraction, workers=config.workers or os.cpu_count() or 1)
+
+
+def _hepablate_attrs(schema_metadata: dict[bytes, bytes] | None) -> dict[str, Any] | None:
+    import json
+
+    try:
+        attrs = json.loads((schema_metadata or {})[_ATTRS_KEY])
+    except (KeyError, ValueError):
+        return None
+    info = attrs.get("hepablate") if isinstance(attrs, dict) else None
+    return info if isinstance(info, dict) else None
+
+
+def is_feature_table(path: Path) -> bool:
+    """Whether ``path`` is a Parquet file with a FeatureTable's hepablate metadata (read from
+    its footer only)."""
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    try:
+        return _hepablate_attrs(pq.read_schema(path).metadata) is not None
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        return False
+
+
+def read_feature_table(path: Path) -> pd.DataFrame:
+    """A FeatureTable written by ``hepablate extract``; a ``StudyConfigError`` names the file
+    and says what it is instead (empty, truncated, not Parquet, Parquet of something else)."""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise StudyConfigError(f"{path}: an empty file (0 bytes), not a FeatureTable")
+        schema = pq.read_schema(path)
+    except OSError as exc:
+        raise StudyConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    except (ValueError, pyarrow.ArrowException) as exc:
+        raise StudyConfigError(
+            f"{path}: not a readable Parquet file (truncated, or another format): {exc}"
+        ) from exc
+    if _hepablate_attrs(schema.metadata) is None:
+        raise StudyConfigError(
+            f"{path}: a Parquet file without a FeatureTable's hepablate metadata; "
+            "make FeatureTables with `hepablate extract`"
+        )
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, pyarrow.ArrowException) as exc:
+        raise StudyConfigError(f"{path}: the FeatureTable is damaged: {exc}") from exc
 
 
 def coerce_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -104,8 +177,8 @@ def one_row_per_patient(table: pd.DataFrame) -> pd.DataFrame:
     """A tumour-level FeatureTable reduced to one row per patient for a patient-level
     endpoint: the row of the patient's largest tumour (by the first size column present),
     plus ``clin.n_tumours``."""
-    if "group" not in table or table["group"].is_unique:
-        return table
+    if "group" not in table or not isinstance(table.index, pd.MultiIndex):
+        return table  # already one row per patient
     size = next((c for c in SIZE_COLUMNS if c in table), None)
     order = (
         table[size].astype("Float64").fillna(-1.0).to_numpy(dtype=float)
@@ -206,3 +279,120 @@ def _log_columns(X: pd.DataFrame, patterns: tuple[str, ...]) -> list[str]:
                 f"features.log: {column} has negative values; log(1 + x) needs x >= 0"
             )
     return columns
+
+
+def check_folds(data: StudyData, config: StudyConfig) -> list[str]:
+    """The validation's folds checked before any fit, on the splits the study will use.
+
+    A ``StudyConfigError`` when a model cannot be fitted or tuned: an outer training set or
+    an inner training fold without events (or, binary, without non-events), or, for a
+    time-to-event model whose grid is searched, an inner test fold without events (the
+    C-index of a fold without events does not exist). Otherwise the warnings, one line each:
+    outer test sets on which the headline metric is undefined, inner test folds that cannot
+    score a binary model's candidates.
+    """
+    import warnings
+
+    from sklearn.model_selection import ParameterGrid
+
+    from hepablate.models.baselines import DEFAULT_GRIDS
+    from hepablate.study.pipeline import inner_splits
+    from hepablate.study.run import outer_splits
+
+    name, events = config.endpoint, data.events.astype(bool)
+    total = int(events.sum())
+    metric = "C-index" if data.survival else "AUC"
+    models = config.models_for(data.survival)
+    searched = [
+        spec.name
+        for spec in models
+        if len(ParameterGrid(spec.grid if spec.grid is not None else DEFAULT_GRIDS[spec.kind])) > 1
+    ]
+    # the model of the label-permutation runs (as study.run picks it)
+    permuted = ([m for m in models if not m.clinical_only] or list(models))[0].name
+
+    def fittable(labels: np.ndarray, rows: np.ndarray) -> bool:
+        found = int(labels[rows].sum())
+        return found > 0 and (data.survival or found < len(rows))
+
+    def too_few(
+        labels: np.ndarray, where: str, rows: np.ndarray, use: str = "fitted"
+    ) -> StudyConfigError:
+        found = int(labels[rows].sum())
+        return StudyConfigError(
+            f"endpoint {name!r}: {where} has {found} events in {len(rows)} rows, and a model "
+            f"needs {'events' if data.survival else 'both outcomes'} to be {use}; {total} "
+            f"events in {len(events)} rows are too few for validation.folds "
+            f"{config.validation.folds} and inner_folds {config.validation.inner_folds}"
+            + (
+                " with shuffled labels: lower them or validation.permutations"
+                if "permutation" in where
+                else ": lower them"
+            )
+            + ", or choose an endpoint with more events"
+        )
+
+    undefined_tests, unscored = [], []
+    with warnings.catch_warnings():  # "the least populated class has only ...": said below
+        warnings.simplefilter("ignore", UserWarning)
+        splits = outer_splits(data, config.validation)
+        real: list[tuple[str, np.ndarray, np.ndarray | None]] = [
+            (s.label, s.train, s.test) for s in splits
+        ]
+        real.append(("the final refit on all rows", np.arange(len(events)), None))
+        runs = [("", events, real, bool(searched))]
+        # the permutation runs' labels, shuffled as study.run shuffles them
+        rng = np.random.default_rng(config.validation.seed)
+        first: list[tuple[str, np.ndarray, np.ndarray | None]] = [
+            (s.label, s.train, s.test) for s in splits if s.repeat == 0
+        ]
+        for k in range(config.validation.permutations):
+            shuffled = events[rng.permutation(len(events))]
+            runs.append((f"label permutation {k + 1}, ", shuffled, first, permuted in searched))
+        for run, labels, parts, tuned in runs:
+            for part, train, test in parts:
+                label = run + part
+                if not fittable(labels, train):
+                    where = label if test is None else f"the training rows of {label}"
+                    raise too_few(labels, where, train)
+                if not run and test is not None and not fittable(labels, test):
+                    undefined_tests.append(label)
+                if not tuned:
+                    continue
+                folds = min(config.validation.inner_folds, len(np.unique(data.groups[train])))
+                for fit_rows, score_rows in inner_splits(
+                    labels[train], data.groups[train], folds, config.validation.seed
+                ):
+                    if not fittable(labels, train[fit_rows]):
+                        raise too_few(labels, f"an inner training fold of {label}", train[fit_rows])
+                    if fittable(labels, train[score_rows]):
+                        continue
+                    if data.survival:
+                        raise too_few(
+                            labels, f"an inner test fold of {label}", train[score_rows], "scored"
+                        )
+                    if not run:
+                        unscored.append(label)
+    problems = []
+    if undefined_tests:
+        shown = ", ".join(undefined_tests[:5]) + (" ..." if len(undefined_tests) > 5 else "")
+        problems.append(
+            f"endpoint {name!r}: {len(undefined_tests)} of {len(splits)} test sets have no "
+            f"events{'' if data.survival else ' or no non-events'} ({shown}), so their {metric} "
+            "is undefined; the pooled out-of-fold metrics use every row, the per-fold means "
+            "leave those sets out"
+        )
+    if unscored:
+        unique = list(dict.fromkeys(unscored))
+        problems.append(
+            f"endpoint {name!r}: in {len(unique)} training sets an inner fold has a single "
+            f"outcome, so the {metric} of the grid's candidates is undefined there and the "
+            f"grid search of {', '.join(searched)} takes the first candidate; lower "
+            "validation.inner_folds"
+        )
+    if total < FEW_EVENTS:
+        problems.append(
+            f"endpoint {name!r}: only {total} events in {len(events)} rows; every estimate "
+            "will be very uncertain (wide confidence intervals)"
+        )
+    return problems

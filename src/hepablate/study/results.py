@@ -24,9 +24,17 @@ from hepablate.validation import metrics as m
 __all__ = ["selection_frequency", "summarise", "write_outputs"]
 
 
+def _over_repeats(values: np.ndarray) -> np.ndarray:
+    """The mean over repeats (axis 0) of the out-of-fold values, NaN where a row was never a
+    test row (by-centre validation with ``test_centres``: expected and left out of every
+    metric, so without numpy's "Mean of empty slice" warning)."""
+    tested = np.sum(~np.isnan(values), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.nansum(values, axis=0) / tested, dtype=float)
+
+
 def _mean_prediction(run: ModelRun) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return np.nanmean(run.oof, axis=0)
+    return _over_repeats(run.oof)
 
 
 def _threshold(result: StudyResult) -> tuple[float, str]:
@@ -66,8 +74,7 @@ def _survival(result: StudyResult, run: ModelRun, rows: np.ndarray) -> dict[str,
     time, event = data.y["time"][rows], data.y["event"][rows]
     survival = None
     if run.survival is not None:
-        with np.errstate(invalid="ignore"):
-            survival = np.nanmean(run.survival, axis=0)[rows]
+        survival = _over_repeats(run.survival)[rows]
     cutoffs = [float(q) for q in np.quantile(risk[scored], [1 / 3, 2 / 3])]
     return {
         "metrics": m.survival_metrics(
@@ -344,10 +351,14 @@ def summarise(result: StudyResult) -> dict[str, Any]:
     }
 
 
-def write_outputs(result: StudyResult, run_dir: Path) -> dict[str, Path]:
-    """``metrics.json``, ``selected_features.csv`` and ``predictions.csv`` in ``run_dir``."""
+def write_outputs(
+    result: StudyResult, run_dir: Path, *, warnings: list[str] | None = None
+) -> dict[str, Path]:
+    """``metrics.json``, ``selected_features.csv`` and ``predictions.csv`` in ``run_dir``;
+    ``warnings`` (what the study found wanting in its data, one line each) go into
+    ``metrics.json`` for the report and for whoever reads the run later."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarise(result)
+    summary = {**summarise(result), "warnings": list(warnings or [])}
     paths = {
         "metrics": run_dir / "metrics.json",
         "selected_features": run_dir / "selected_features.csv",
