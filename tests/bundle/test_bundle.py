@@ -267,11 +267,12 @@ def test_predict_cli_says_how_the_bundle_was_accepted(
     patient = tmp_path / "patient"
     simulate_cohort(SimulationConfig(n=1, seed=10004, images=False), patient, workers=1)
     # The patient's measured row is a training row with its margin: this tabular patient has
-    # no images, hence no margin, and a missing input the model uses fails SHAP today (a
-    # separate bug in bundle/predict.py).
+    # no images, hence no margin, which predict refuses (tests/bundle/test_predict_failures.py).
     row = load_bundle(trained.bundle).rows(trained.table).iloc[[0]]
     monkeypatch.setattr(
-        hepablate.bundle.predict, "predict_cohort", lambda bundle, _: predict_table(bundle, row)
+        hepablate.bundle.predict,
+        "predict_cohort",
+        lambda bundle, _, **__: predict_table(bundle, row),
     )
     out = tmp_path / "p.json"
     ran = CliRunner().invoke(app, ["predict", str(trained.bundle), str(patient), "--out", str(out)])

@@ -534,7 +534,9 @@ def test_ctrl_c_with_the_output_piped_says_what_is_kept_and_exits_130(
             "train",
             str(features),
             "--config",
-            str(_quick(tmp_path)),
+            # A study of minutes (it is stopped in its first second): on a loaded machine the
+            # signal may come late, and it must still find the study running.
+            str(_quick(tmp_path, validation={**QUICK["validation"], "repeats": 50})),
             "--out",
             str(out),
         ],
