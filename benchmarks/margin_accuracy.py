@@ -82,6 +82,7 @@ class Case:
     zone: np.ndarray
     spacing: Spacing
     truth_mm: float
+    analytic: tuple[Ellipsoid, Ellipsoid]  # tumour, zone
 
 
 def analytic_case(
@@ -114,7 +115,9 @@ def analytic_case(
     else:
         truth = float(zone.signed_distance(tumour.surface_points(40_000, rng)).min())
     shape3 = (grid[0], grid[1], grid[2])
-    return Case(tumour.voxelise(shape3, spacing), zone.voxelise(shape3, spacing), spacing, truth)
+    return Case(
+        tumour.voxelise(shape3, spacing), zone.voxelise(shape3, spacing), spacing, truth, (tumour, zone)
+    )
 
 
 def voxel_centre_margin(tumour: np.ndarray, zone: np.ndarray, spacing: Spacing) -> float:

@@ -73,6 +73,8 @@ _MIN_STEP_MM = 1.0
 _OFFSET_MM = 1.0  # off-surface points along each normal (Carr et al. 2001)
 _SMOOTHING = 30.0  # ridge on the kernel's diagonal: the staircase is noise, not shape
 _NORMAL_SIGMA_MM = 1.5
+_VOXEL_ROUNDS = 2
+_VOXEL_VALUE_MM = 0.0
 _TUMOUR_POINT_MM = 1.0  # one tumour-surface point per cube of this side
 _ZONE_POINT_MM = 1.5
 _ON_SURFACE_MM = 0.05  # a projected point farther than this from the zero level is dropped
@@ -130,6 +132,10 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask)
 
 
+def _outer(mask: np.ndarray) -> np.ndarray:
+    return ndimage.binary_dilation(mask) & ~mask
+
+
 def _contour_samples(
     mask: np.ndarray, spacing: Spacing, keep: np.ndarray | None
 ) -> np.ndarray:
@@ -180,7 +186,9 @@ def _lookup(mask: np.ndarray, points: np.ndarray, spacing: Spacing) -> np.ndarra
 class _ImplicitSurface:
     """A mask's surface as the zero level of f(x) = Σ wᵢ|x − cᵢ| + a·(1, x), positive inside."""
 
-    def __init__(self, mask: np.ndarray, spacing: Spacing, samples: np.ndarray) -> None:
+    def __init__(
+        self, mask: np.ndarray, spacing: Spacing, samples: np.ndarray, keep: np.ndarray | None
+    ) -> None:
         self.spacing = spacing
         self.shift = samples.mean(axis=0)
         smoothed = ndimage.gaussian_filter(
@@ -196,11 +204,38 @@ class _ImplicitSurface:
         )
         length = np.linalg.norm(gradient, axis=1)
         samples, outward = samples[length > 0], -gradient[length > 0] / length[length > 0, None]
+        self._solve(samples, outward, np.empty((0, 3)), np.empty(0))
+        # The surface must keep every voxel centre of the mask inside it and every centre next
+        # to the mask outside it; where the fit crosses one (a cap bulging past the next
+        # slice), the centre joins the fit on the surface (``_VOXEL_VALUE_MM`` inside it).
+        centres = np.concatenate([np.argwhere(_surface(mask)), np.argwhere(_outer(mask))])
+        sign = np.concatenate(
+            [np.ones(int(_surface(mask).sum())), -np.ones(int(_outer(mask).sum()))]
+        )
+        if keep is not None:
+            kept = keep[tuple(centres.T)]
+            centres, sign = centres[kept], sign[kept]
+        centres = centres * np.asarray(spacing)
+        extra, extra_values = np.empty((0, 3)), np.empty(0)
+        for _ in range(_VOXEL_ROUNDS):
+            wrong = self.values(centres) * sign < 0
+            if not wrong.any():
+                break
+            extra = np.concatenate([extra, centres[wrong]])
+            extra_values = np.concatenate([extra_values, sign[wrong] * _VOXEL_VALUE_MM])
+            centres, sign = centres[~wrong], sign[~wrong]
+            self._solve(samples, outward, extra, extra_values)
+
+    def _solve(
+        self, samples: np.ndarray, outward: np.ndarray, extra: np.ndarray, extra_values: np.ndarray
+    ) -> None:
         n = len(samples)
         points = np.concatenate(
-            [samples, samples - _OFFSET_MM * outward, samples + _OFFSET_MM * outward]
+            [samples, samples - _OFFSET_MM * outward, samples + _OFFSET_MM * outward, extra]
         )
-        values = np.concatenate([np.zeros(n), np.full(n, _OFFSET_MM), np.full(n, -_OFFSET_MM)])
+        values = np.concatenate(
+            [np.zeros(n), np.full(n, _OFFSET_MM), np.full(n, -_OFFSET_MM), extra_values]
+        )
         centres = points - self.shift
         m = len(centres)
         system = np.zeros((m + 4, m + 4))
@@ -222,7 +257,7 @@ class _ImplicitSurface:
     ) -> _ImplicitSurface | None:
         """The surface of ``mask`` where ``keep`` (None: no contour there)."""
         samples = _contour_samples(mask, spacing, keep)
-        return cls(mask, spacing, samples) if len(samples) >= 4 else None
+        return cls(mask, spacing, samples, keep) if len(samples) >= 4 else None
 
     def values(self, points: np.ndarray) -> np.ndarray:
         out = np.empty(len(points))
