@@ -116,7 +116,11 @@ def analytic_case(
         truth = float(zone.signed_distance(tumour.surface_points(40_000, rng)).min())
     shape3 = (grid[0], grid[1], grid[2])
     return Case(
-        tumour.voxelise(shape3, spacing), zone.voxelise(shape3, spacing), spacing, truth, (tumour, zone)
+        tumour.voxelise(shape3, spacing),
+        zone.voxelise(shape3, spacing),
+        spacing,
+        truth,
+        (tumour, zone),
     )
 
 

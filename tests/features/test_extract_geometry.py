@@ -51,9 +51,7 @@ def pre_ct_only(cohort_copy: Path) -> Path:
     schema = (cohort_copy / "cohort.yaml").read_text(encoding="utf-8")
     schema = schema.replace(
         "post_ct: {modality: CT,", "post_ct: {required: false, modality: CT,"
-    ).replace(
-        "post_ablation: {scan: post_ct,", "post_ablation: {required: false, scan: post_ct,"
-    )
+    ).replace("post_ablation: {scan: post_ct,", "post_ablation: {required: false, scan: post_ct,")
     (cohort_copy / "cohort.yaml").write_text(schema, encoding="utf-8")
     _pre_ct_only_patient(cohort_copy / "images" / "P02")
     return cohort_copy

@@ -71,10 +71,11 @@ _PAD_MM = 15.0
 _MAX_SAMPLES = 400
 _MIN_STEP_MM = 1.0
 _OFFSET_MM = 1.0  # off-surface points along each normal (Carr et al. 2001)
-_SMOOTHING = 30.0  # ridge on the kernel's diagonal: the staircase is noise, not shape
+_SMOOTHING = 10.0  # ridge on the kernel's diagonal: the staircase is noise, not shape
 _NORMAL_SIGMA_MM = 1.5
 _VOXEL_ROUNDS = 2
-_VOXEL_VALUE_MM = 0.0
+_NORMAL_ITERATIONS = 1
+_VOXEL_VALUE_MM = 0.25
 _TUMOUR_POINT_MM = 1.0  # one tumour-surface point per cube of this side
 _ZONE_POINT_MM = 1.5
 _ON_SURFACE_MM = 0.05  # a projected point farther than this from the zero level is dropped
@@ -136,9 +137,7 @@ def _outer(mask: np.ndarray) -> np.ndarray:
     return ndimage.binary_dilation(mask) & ~mask
 
 
-def _contour_samples(
-    mask: np.ndarray, spacing: Spacing, keep: np.ndarray | None
-) -> np.ndarray:
+def _contour_samples(mask: np.ndarray, spacing: Spacing, keep: np.ndarray | None) -> np.ndarray:
     """Points (z, y, x mm) on every slice's contour, each the mean of an arc of the contour.
 
     Contours are marching squares at 0.5 on each slice (half-way between mask and background
@@ -148,7 +147,7 @@ def _contour_samples(
     """
     dz, dy, dx = spacing
     fine_mm = 0.25
-    lines: list[tuple[int, np.ndarray, np.ndarray]] = []
+    lines: list[tuple[np.ndarray, np.ndarray]] = []
     for k in np.flatnonzero(mask.any(axis=(1, 2))):
         padded = np.pad(mask[k], 1, mode="edge").astype(np.float32)
         for contour in measure.find_contours(padded, 0.5):
@@ -160,12 +159,12 @@ def _contour_samples(
             fine = np.column_stack([np.interp(at, arc, yx[:, 0]), np.interp(at, arc, yx[:, 1])])
             points = np.column_stack([np.full(len(fine), k * dz), fine])
             kept = np.ones(len(points), bool) if keep is None else _lookup(keep, points, spacing)
-            lines.append((k, points, kept))
-    kept_mm = fine_mm * sum(int(kept.sum()) for _, _, kept in lines)
+            lines.append((points, kept))
+    kept_mm = fine_mm * sum(int(kept.sum()) for _, kept in lines)
     step = max(_MIN_STEP_MM, kept_mm / _MAX_SAMPLES)
     samples = []
-    for _, points, kept in lines:
-        pieces = max(int(round(len(points) * fine_mm / step)), 3)
+    for points, kept in lines:
+        pieces = max(round(len(points) * fine_mm / step), 3)
         for part, part_kept in zip(
             np.array_split(points, pieces), np.array_split(kept, pieces), strict=True
         ):
@@ -205,6 +204,10 @@ class _ImplicitSurface:
         length = np.linalg.norm(gradient, axis=1)
         samples, outward = samples[length > 0], -gradient[length > 0] / length[length > 0, None]
         self._solve(samples, outward, np.empty((0, 3)), np.empty(0))
+        for _ in range(_NORMAL_ITERATIONS):
+            gradient = self.gradient(samples)
+            outward = -gradient / np.maximum(np.linalg.norm(gradient, axis=1, keepdims=True), 1e-12)
+            self._solve(samples, outward, np.empty((0, 3)), np.empty(0))
         # The surface must keep every voxel centre of the mask inside it and every centre next
         # to the mask outside it; where the fit crosses one (a cap bulging past the next
         # slice), the centre joins the fit on the surface (``_VOXEL_VALUE_MM`` inside it).
@@ -500,7 +503,7 @@ def tumour_geometry(
         subcapsular = distance_to_capsule < SUBCAPSULAR_MM
     others = None if other_tumours is None else other_tumours.astype(bool) & ~tumour
     return TumourGeometry(
-        **zone_fields,  # type: ignore[arg-type]
+        **zone_fields,
         tumour_volume_ml=total * voxel_ml,
         tumour_max_diameter_mm=_max_diameter_mm(tumour, spacing_zyx_mm),
         distance_to_vessel_mm=_gap_mm(tumour, large_vessel_mask, spacing_zyx_mm),
