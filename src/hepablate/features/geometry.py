@@ -8,19 +8,25 @@ surface point lies inside the zone, negative where tumour lies outside it.
 is to ±0.35 mm in-plane but only to ±1.25-2.5 mm along z, and a margin taken at voxel centres
 inherits that error where the surfaces face up or down (up to 1 mm at 2.5 mm slices:
 ``docs/benchmarks.md``). So the margin is measured between smooth surfaces fitted to the
-masks: each mask's in-plane contours (marching squares, averaged along each arc of contour to
-remove the staircase) are the zero level of a variational implicit function, the biharmonic
-radial-basis interpolant in 3D with off-surface points one millimetre along each normal
-(Turk & O'Brien 1999, *Shape transformation using variational implicit functions*; Carr et
-al. 2001), fitted with a little smoothing. Normals come from the gradient of the mask
-smoothed at 1.5 mm, which gives them their out-of-plane part, so that a cap between two
-slices closes as the slices below it curve (rather than flat half-way, as a mask would).
-Tumour-surface points are the mask's boundary voxel centres projected onto the tumour's
-surface (one per millimetre cube: nearly uniform in area, so the 5th percentile and the mean
-of the margin are area-weighted); each one's distance to the zone's surface is found from the
-nearest zone-surface point by closest-point iterations, and its sign from the zone's implicit
-function. The benchmark ``benchmarks/margin_accuracy.py`` measures the error on analytic
-spheres and ellipsoids by slice thickness.
+masks. Each mask's surface is the zero level of a variational implicit function (Turk &
+O'Brien 1999, *Shape transformation using variational implicit functions*; Carr et al. 2001):
+the biharmonic radial-basis interpolant in 3D (kernel |x|, with an affine term), through
+points on the in-plane contours (marching squares at 0.5 on each slice, each point the mean of
+an arc of contour, which removes the staircase) with off-surface points one millimetre along
+each normal, fitted with a ridge of 10 on the kernel's diagonal. Normals come first from the
+gradient of the mask smoothed at 1.5 mm, which gives them their out-of-plane part, then once
+more from the fitted function itself; so a cap between two slices closes as the slices below
+it curve, not flat half-way as a mask would. The fit must keep every voxel centre of the mask
+inside and every centre next to it outside: a centre it puts on the wrong side (a cap that
+bulges past the next slice) joins the fit 0.25 mm on its own side, twice at most.
+Tumour-surface points are the mask's boundary voxel centres, one per millimetre cube,
+projected onto the tumour's surface (nearly uniform in area, so the 5th percentile and the
+mean of the margin are area-weighted); each one's distance to the zone's surface is found from
+the nearest zone-surface point by closest-point iterations, and its sign from the zone's
+implicit function. ``benchmarks/margin_accuracy.py`` measures the error on analytic spheres
+and ellipsoids by slice thickness; a fitted surface is smooth, so a sharp notch in a zone (a
+heat-sink channel of a few millimetres) is rounded, which can overstate the margin there by up
+to about one millimetre (``docs/benchmarks.md``).
 
 Where a liver mask is given, the capsule-facing side of the tumour is left out of the margin,
 as the open-source qam tool does: beyond the capsule there is no parenchyma to leave untreated,
@@ -294,8 +300,12 @@ class _ImplicitSurface:
         """Points of the surface: ``mask``'s boundary voxel centres, one per cube, projected."""
         seeds = np.argwhere(_surface(mask)) * np.asarray(self.spacing)
         _, first = np.unique(np.floor(seeds / cube_mm).astype(np.int64), axis=0, return_index=True)
-        projected = self.project(seeds[np.sort(first)])
-        return projected[np.abs(self.values(projected)) <= _ON_SURFACE_MM]
+        seeds = seeds[np.sort(first)]
+        projected = self.project(seeds)
+        # A seed is within a voxel of the surface; one that ran further found another zero
+        # of the function (a thin mask's fit can have one away from the mask).
+        near = np.linalg.norm(projected - seeds, axis=1) <= max(self.spacing)
+        return projected[near & (np.abs(self.values(projected)) <= _ON_SURFACE_MM)]
 
     def distance(
         self,
@@ -351,10 +361,13 @@ def _surface_margins(
     tumour_box, zone_box = tumour[box], zone[box].astype(bool)
     liver_box = np.ones_like(zone_box) if liver is None else liver[box].astype(bool)
     tumour_surface = _ImplicitSurface.fit(tumour_box, spacing)
-    if tumour_surface is None:  # too small to fit: its voxel centres
-        points = np.argwhere(tumour_box) * np.asarray(spacing)
-    else:
-        points = tumour_surface.points(tumour_box, _TUMOUR_POINT_MM)
+    points = (
+        np.empty((0, 3))
+        if tumour_surface is None
+        else tumour_surface.points(tumour_box, _TUMOUR_POINT_MM)
+    )
+    if len(points) == 0:  # too small or thin to fit: its boundary voxel centres
+        points = np.argwhere(_surface(tumour_box)) * np.asarray(spacing)
     # Only surfaces within reach of the tumour matter: margins stop at pad_mm.
     reach = ndimage.distance_transform_edt(~tumour_box, sampling=spacing) <= pad_mm + 2.0
     zone_surface = _ImplicitSurface.fit(zone_box, spacing, keep=reach)
