@@ -17,8 +17,10 @@ each normal, fitted with a ridge of 10 on the kernel's diagonal. Normals come fi
 gradient of the mask smoothed at 1.5 mm, which gives them their out-of-plane part, then once
 more from the fitted function itself; so a cap between two slices closes as the slices below
 it curve, not flat half-way as a mask would. The fit must keep every voxel centre of the mask
-inside and every centre next to it outside: a centre it puts on the wrong side (a cap that
-bulges past the next slice) joins the fit 0.25 mm on its own side, twice at most.
+inside and every centre next to it outside: where it puts centres on the wrong side (a cap
+that bulges past the next slice), the worst one per 4 mm cube joins the fit 0.25 mm on its own
+side, three rounds at most. The fit is a dense solve, so at most 200 contour samples (about
+600 equations) per surface: CPU cost in ``benchmarks/geometry_speed.py``.
 Tumour-surface points are the mask's boundary voxel centres, one per millimetre cube,
 projected onto the tumour's surface (nearly uniform in area, so the 5th percentile and the
 mean of the margin are area-weighted); each one's distance to the zone's surface is found from
@@ -74,17 +76,22 @@ _PAD_MM = 15.0
 # The fitted surfaces (module doc). The fit is a dense solve of 3n + 4 equations for n contour
 # samples, so n is capped: on a larger surface the samples are spaced further apart (each is
 # still the mean of its arc of contour).
-_MAX_SAMPLES = 400
+_MAX_SAMPLES = 200
 _MIN_STEP_MM = 1.0
 _OFFSET_MM = 1.0  # off-surface points along each normal (Carr et al. 2001)
 _SMOOTHING = 10.0  # ridge on the kernel's diagonal: the staircase is noise, not shape
 _NORMAL_SIGMA_MM = 1.5
-_VOXEL_ROUNDS = 2
+_VOXEL_ROUNDS = 3
 _NORMAL_ITERATIONS = 1
 _VOXEL_VALUE_MM = 0.25
+_CONSTRAINT_MM = 4.0  # at most one voxel-centre constraint per cube of this side a round
 _TUMOUR_POINT_MM = 1.0  # one tumour-surface point per cube of this side
 _ZONE_POINT_MM = 1.5
 _ON_SURFACE_MM = 0.05  # a projected point farther than this from the zero level is dropped
+_PROJECT_ITERATIONS = 3
+_CLOSEST_POINT_ITERATIONS = 2
+_FOOT_ITERATIONS = 2
+_BLOCK = 1024  # points per distance matrix in an evaluation
 
 # Geometry that needs the ablation zone; the others need the pre-ablation CT's masks only.
 ZONE_COLUMNS = (
@@ -170,13 +177,14 @@ def _contour_samples(mask: np.ndarray, spacing: Spacing, keep: np.ndarray | None
     step = max(_MIN_STEP_MM, kept_mm / _MAX_SAMPLES)
     samples = []
     for points, kept in lines:
-        pieces = max(round(len(points) * fine_mm / step), 3)
-        for part, part_kept in zip(
-            np.array_split(points, pieces), np.array_split(kept, pieces), strict=True
-        ):
-            if len(part) and part_kept[len(part) // 2]:
-                samples.append(part.mean(axis=0))
-    return np.array(samples).reshape(-1, 3)
+        # Equal arcs (as np.array_split cuts them), each one's mean by np.add.reduceat.
+        pieces = min(max(round(len(points) * fine_mm / step), 3), len(points))
+        size, extra = divmod(len(points), pieces)
+        starts = np.arange(pieces) * size + np.minimum(np.arange(pieces), extra)
+        lengths = np.full(pieces, size) + (np.arange(pieces) < extra)
+        means = np.add.reduceat(points, starts, axis=0) / lengths[:, None]
+        samples.append(means[kept[starts + lengths // 2]])
+    return np.concatenate(samples) if samples else np.empty((0, 3))
 
 
 def _lookup(mask: np.ndarray, points: np.ndarray, spacing: Spacing) -> np.ndarray:
@@ -211,25 +219,30 @@ class _ImplicitSurface:
         samples, outward = samples[length > 0], -gradient[length > 0] / length[length > 0, None]
         self._solve(samples, outward, np.empty((0, 3)), np.empty(0))
         for _ in range(_NORMAL_ITERATIONS):
-            gradient = self.gradient(samples)
+            _, gradient = self.evaluate(samples)
             outward = -gradient / np.maximum(np.linalg.norm(gradient, axis=1, keepdims=True), 1e-12)
             self._solve(samples, outward, np.empty((0, 3)), np.empty(0))
         # The surface must keep every voxel centre of the mask inside it and every centre next
         # to the mask outside it; where the fit crosses one (a cap bulging past the next
         # slice), the centre joins the fit on the surface (``_VOXEL_VALUE_MM`` inside it).
-        centres = np.concatenate([np.argwhere(_surface(mask)), np.argwhere(_outer(mask))])
-        sign = np.concatenate(
-            [np.ones(int(_surface(mask).sum())), -np.ones(int(_outer(mask).sum()))]
-        )
+        inner, outer = _surface(mask), _outer(mask)
         if keep is not None:
-            kept = keep[tuple(centres.T)]
-            centres, sign = centres[kept], sign[kept]
-        centres = centres * np.asarray(spacing)
+            inner, outer = inner & keep, outer & keep
+        centres = np.concatenate([np.argwhere(inner), np.argwhere(outer)]) * np.asarray(spacing)
+        sign = np.concatenate([np.ones(int(inner.sum())), -np.ones(int(outer.sum()))])
         extra, extra_values = np.empty((0, 3)), np.empty(0)
         for _ in range(_VOXEL_ROUNDS):
-            wrong = self.values(centres) * sign < 0
+            signed = self.values(centres) * sign
+            wrong = signed < 0
             if not wrong.any():
                 break
+            # The worst centre of each cube only: on a jagged mask (a zone resampled through
+            # the registration) hundreds are a little wrong, and each one would grow the
+            # dense solve; one per cube pulls its neighbours across with it.
+            order = np.flatnonzero(wrong)[np.argsort(signed[wrong])]
+            cubes = np.floor(centres[order] / _CONSTRAINT_MM).astype(np.int64)
+            wrong = np.zeros(len(centres), bool)
+            wrong[order[np.unique(cubes, axis=0, return_index=True)[1]]] = True
             extra = np.concatenate([extra, centres[wrong]])
             extra_values = np.concatenate([extra_values, sign[wrong] * _VOXEL_VALUE_MM])
             centres, sign = centres[~wrong], sign[~wrong]
@@ -270,47 +283,64 @@ class _ImplicitSurface:
 
     def values(self, points: np.ndarray) -> np.ndarray:
         out = np.empty(len(points))
-        for start in range(0, len(points), 2048):
-            x = points[start : start + 2048] - self.shift
-            out[start : start + 2048] = (
-                -cdist(x, self.centres) @ self.weights + self.affine[0] + x @ self.affine[1:]
+        for start in range(0, len(points), _BLOCK):
+            x = points[start : start + _BLOCK] - self.shift
+            out[start : start + _BLOCK] = (
+                self.affine[0] + x @ self.affine[1:] - cdist(x, self.centres) @ self.weights
             )
         return out
 
-    def gradient(self, points: np.ndarray) -> np.ndarray:
-        out = np.empty((len(points), 3))
-        for start in range(0, len(points), 2048):
-            x = points[start : start + 2048] - self.shift
-            distance = np.maximum(cdist(x, self.centres), 1e-9)
-            w = self.weights / distance
-            out[start : start + 2048] = (
+    def evaluate(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Values and gradients at ``points``, from one distance matrix per block."""
+        values, gradient = np.empty(len(points)), np.empty((len(points), 3))
+        for start in range(0, len(points), _BLOCK):
+            x = points[start : start + _BLOCK] - self.shift
+            distance = cdist(x, self.centres)
+            values[start : start + _BLOCK] = (
+                self.affine[0] + x @ self.affine[1:] - distance @ self.weights
+            )
+            np.maximum(distance, 1e-9, out=distance)
+            w = np.divide(self.weights, distance, out=distance)
+            gradient[start : start + _BLOCK] = (
                 w @ self.centres - x * w.sum(axis=1, keepdims=True) + self.affine[1:]
             )
-        return out
+        return values, gradient
 
-    def project(self, points: np.ndarray, iterations: int = 3) -> np.ndarray:
-        """Newton steps along the gradient onto the zero level."""
+    def project(
+        self, points: np.ndarray, iterations: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Newton steps along the gradient onto the zero level; the points reached, with the
+        function's values and gradients there."""
+        values, gradient = self.evaluate(points)
         for _ in range(iterations):
-            gradient = self.gradient(points)
-            step = self.values(points) / np.maximum((gradient**2).sum(axis=1), 1e-12)
+            step = values / np.maximum((gradient**2).sum(axis=1), 1e-12)
             points = points - step[:, None] * gradient
-        return points
+            values, gradient = self.evaluate(points)
+        return points, values, gradient
 
-    def points(self, mask: np.ndarray, cube_mm: float) -> np.ndarray:
-        """Points of the surface: ``mask``'s boundary voxel centres, one per cube, projected."""
-        seeds = np.argwhere(_surface(mask)) * np.asarray(self.spacing)
+    def points(
+        self, mask: np.ndarray, cube_mm: float, keep: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Points of the surface (with the gradient there): ``mask``'s boundary voxel centres
+        where ``keep``, one per cube, projected."""
+        boundary = mask & ~ndimage.binary_erosion(mask, border_value=1)
+        if keep is not None:
+            boundary &= keep
+        seeds = np.argwhere(boundary) * np.asarray(self.spacing)
         _, first = np.unique(np.floor(seeds / cube_mm).astype(np.int64), axis=0, return_index=True)
         seeds = seeds[np.sort(first)]
-        projected = self.project(seeds)
+        projected, values, gradient = self.project(seeds, _PROJECT_ITERATIONS)
         # A seed is within a voxel of the surface; one that ran further found another zero
         # of the function (a thin mask's fit can have one away from the mask).
         near = np.linalg.norm(projected - seeds, axis=1) <= max(self.spacing)
-        return projected[near & (np.abs(self.values(projected)) <= _ON_SURFACE_MM)]
+        good = near & (np.abs(values) <= _ON_SURFACE_MM)
+        return projected[good], gradient[good]
 
     def distance(
         self,
         points: np.ndarray,
         surface_points: np.ndarray,
+        surface_gradient: np.ndarray,
         allowed: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> np.ndarray:
         """Unsigned distance from each point to the part of the surface where ``allowed``
@@ -318,13 +348,12 @@ class _ImplicitSurface:
         iterations (into the tangent plane at the foot, back onto the surface). Every foot
         kept is on that part of the surface, so the least distance found is the answer."""
         best, nearest = cKDTree(surface_points).query(points)
-        foot = surface_points[nearest]
-        for _ in range(2):
-            gradient = self.gradient(foot)
+        foot, gradient = surface_points[nearest], surface_gradient[nearest]
+        for _ in range(_CLOSEST_POINT_ITERATIONS):
             normal = gradient / np.maximum(np.linalg.norm(gradient, axis=1, keepdims=True), 1e-12)
             foot = points - ((points - foot) * normal).sum(axis=1, keepdims=True) * normal
-            foot = self.project(foot, iterations=2)
-            on = np.abs(self.values(foot)) <= _ON_SURFACE_MM
+            foot, values, gradient = self.project(foot, _FOOT_ITERATIONS)
+            on = np.abs(values) <= _ON_SURFACE_MM
             if allowed is not None:
                 on &= allowed(foot)
             best = np.where(on, np.minimum(best, np.linalg.norm(points - foot, axis=1)), best)
@@ -364,7 +393,7 @@ def _surface_margins(
     points = (
         np.empty((0, 3))
         if tumour_surface is None
-        else tumour_surface.points(tumour_box, _TUMOUR_POINT_MM)
+        else tumour_surface.points(tumour_box, _TUMOUR_POINT_MM)[0]
     )
     if len(points) == 0:  # too small or thin to fit: its boundary voxel centres
         points = np.argwhere(_surface(tumour_box)) * np.asarray(spacing)
@@ -382,10 +411,12 @@ def _surface_margins(
     ):
         if surface is None:
             continue
-        edge = surface.points(mask & reach, _ZONE_POINT_MM)
-        edge = edge[allowed(edge)]
-        if len(edge):
-            distance = np.minimum(distance, surface.distance(points, edge, allowed))
+        edge, gradient = surface.points(mask, _ZONE_POINT_MM, reach)
+        kept = allowed(edge)
+        if kept.any():
+            distance = np.minimum(
+                distance, surface.distance(points, edge[kept], gradient[kept], allowed)
+            )
     return np.clip(np.where(inside, distance, -distance), -pad_mm, pad_mm)
 
 
