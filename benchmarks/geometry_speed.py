@@ -76,20 +76,22 @@ def run(n: int, seed: int) -> tuple[dict[str, list[float]], dict[str, list[float
             large = large_vessels(vessels, spacing)
             first = group.iloc[0]
             zones = _zone_on_pre(folder, first["motion_matrix"], first["motion_translation_mm"])
-            for (_, tumour_id), row in group.iterrows():
+            for tumour_id, true_mam in zip(
+                group.index.get_level_values(1), group["true_mam_mm"], strict=True
+            ):
                 tumour, zone = labels == tumour_id, zones == tumour_id
                 others = (labels > 0) & ~tumour
                 kwargs = {"liver": liver, "large_vessel_mask": large, "other_tumours": others}
                 start = time.process_time()
-                now = tumour_geometry(tumour, zone, spacing, **kwargs)  # type: ignore[arg-type]
+                now = tumour_geometry(tumour, zone, spacing, **kwargs)
                 seconds["now"].append(time.process_time() - start)
                 start = time.process_time()
-                tumour_geometry(tumour, None, spacing, **kwargs)  # type: ignore[arg-type]
+                tumour_geometry(tumour, None, spacing, **kwargs)
                 margin = float(voxel_margins(tumour, zone, liver, spacing).min())
                 seconds["voxel baseline"].append(time.process_time() - start)
                 assert now.minimal_ablative_margin_mm is not None
-                errors["now"].append(now.minimal_ablative_margin_mm - row["true_mam_mm"])
-                errors["voxel baseline"].append(margin - row["true_mam_mm"])
+                errors["now"].append(now.minimal_ablative_margin_mm - true_mam)
+                errors["voxel baseline"].append(margin - true_mam)
     return seconds, errors
 
 
