@@ -20,6 +20,7 @@ from hepablate.features.extract import (
     extract,
     load_extraction_config,
 )
+from hepablate.features.geometry import ZONE_COLUMNS
 from hepablate.imaging.io import Volume, read_volume, write_volume
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import read_truth
@@ -95,13 +96,15 @@ def test_failed_registration_is_flagged_and_not_measured(virtual: Path) -> None:
     table = extract(cohort, impossible, workers=2)
 
     assert not table["qa.registration_ok"].any()
-    assert table["geom.minimal_ablative_margin_mm"].isna().all()
+    assert table[list(ZONE_COLUMNS)].isna().all().all()
+    # what needs only the pre-ablation CT is still measured
+    assert table["geom.tumour_volume_ml"].notna().all()
     assert table["qa.registration_note"].str.contains("below 1.00").all()
     warnings = table.attrs["hepablate"]["warnings"]
     assert {w["patient"] for w in warnings} == set(table["group"])
     for warning in warnings:
         assert warning["step"] == "registration" and warning["tumour"] is None
-        assert warning["columns"] == ["geom.*", "rad.ablation.*"] and warning["left_empty"]
+        assert warning["columns"] == [*ZONE_COLUMNS, "rad.ablation.*"] and warning["left_empty"]
         assert "below 1.00" in warning["reason"]
 
 

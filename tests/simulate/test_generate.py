@@ -83,9 +83,10 @@ def test_true_margin_matches_the_written_masks(small_cohort: Path) -> None:
         )
         errors.append(measured - row["true_mam_mm"])
 
-    in_plane_voxel_mm = 1.5
-    assert np.max(np.abs(errors)) <= in_plane_voxel_mm
-    assert np.median(np.abs(errors)) <= 0.75
+    # Fitted surfaces (features.geometry): median 0.40 mm, largest 0.96 mm on these 12 tumours
+    # (a heat-sink notch rounded off); voxel centres gave 0.49 and 0.68 (docs/benchmarks.md).
+    assert np.max(np.abs(errors)) <= 1.2
+    assert np.median(np.abs(errors)) <= 0.5
 
 
 def test_masks_and_tables_agree(small_cohort: Path) -> None:

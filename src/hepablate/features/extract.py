@@ -8,8 +8,11 @@ id) and holds ``group`` (the patient, for splitting), ``centre``, ``clin.*``, ``
 ``qa.*`` (registration quality) and ``outcome.*`` columns. The extraction config is stored in
 the table's ``attrs["hepablate"]`` (and so in the Parquet file).
 
-A failed registration is flagged in ``qa.registration_ok`` and its patient's ``geom.*`` are left
-empty: a margin from misaligned images is never reported as a measurement.
+Tumour size and the distances to vessels, capsule and other tumours need the pre-ablation CT's
+masks only, so a patient without a post-ablation CT gets them (and a pre-CT crop). A failed
+registration is flagged in ``qa.registration_ok`` and leaves the zone's ``geom.*`` columns
+(margins, coverage, zone volume) empty: a margin from misaligned images is never reported as a
+measurement.
 
 Nothing is left out without a word. What could not be measured stays empty (NaN) in its row and
 is recorded in ``attrs["hepablate"]["warnings"]``, one dict per finding: ``patient``, ``tumour``
@@ -45,7 +48,12 @@ from hepablate.cohort import PATIENT_INDEX, TUMOUR_INDEX, Cohort
 from hepablate.features.cache import CacheError, FeatureCache, PatientResult, patient_key
 from hepablate.features.clinical import clinical_scores, table_predictors
 from hepablate.features.crops import CHANNELS, CropConfig, centre_of_mass_mm, crop
-from hepablate.features.geometry import GEOMETRY_COLUMNS, large_vessels, tumour_geometry
+from hepablate.features.geometry import (
+    GEOMETRY_COLUMNS,
+    ZONE_COLUMNS,
+    large_vessels,
+    tumour_geometry,
+)
 from hepablate.features.radiomics import (
     FAMILIES,
     RadiomicsConfig,
@@ -181,7 +189,8 @@ def _qa_columns(
 
 
 # The columns that need the post CT in the pre frame (a failed registration leaves them empty).
-_REGISTERED_COLUMNS = ["geom.*", "rad.ablation.*"]
+# What needs the post-ablation CT registered: the zone's geometry and radiomics.
+_REGISTERED_COLUMNS = [*ZONE_COLUMNS, "rad.ablation.*"]
 
 
 def _warning(
@@ -458,26 +467,29 @@ def _radiomics(
 
 
 def _crops(task: _PatientTask, scans: _Scans, tumour_id: int) -> dict[str, np.ndarray]:
-    """The pre-CT crop around the tumour and the post-CT crop around its zone (channels first)."""
+    """The pre-CT crop around the tumour and, with a registered zone, the post-CT crop around
+    it (channels first). Without one there is no post crop (not a crop of zeros), and the pre
+    crop's zone channel is empty: no zone was drawn on this patient's scans."""
     config = task.config.crops
-    if scans.post is None or scans.zones is None or scans.zones_pre is None:
-        return {}
-    tumour, zone = scans.tumours.array == tumour_id, scans.zones_pre == tumour_id
-    if not zone.any():
-        return {}
+    tumour = scans.tumours.array == tumour_id
+    zone = None if scans.zones_pre is None else scans.zones_pre == tumour_id
+    post = scans.post
+    centres = {"pre": centre_of_mass_mm(scans.pre, tumour)}
+    if zone is not None and zone.any() and post is not None:
+        centres["post"] = centre_of_mass_mm(scans.pre, zone)
     out = {}
-    for name, centre in (
-        ("pre", centre_of_mass_mm(scans.pre, tumour)),
-        ("post", centre_of_mass_mm(scans.pre, zone)),
-    ):
-        image = (
-            crop(scans.pre, centre, config, labels=False)
-            if name == "pre"
-            else crop(scans.post, centre, config, labels=False, transform=scans.transform)
-        )
+    for name, centre in centres.items():
+        if name == "pre":
+            image = crop(scans.pre, centre, config, labels=False)
+        else:
+            assert post is not None
+            image = crop(post, centre, config, labels=False, transform=scans.transform)
         tumour_channel = crop(scans.tumours, centre, config, labels=True) == tumour_id
         zone_channel = (
-            crop(scans.zones, centre, config, labels=True, transform=scans.transform) == tumour_id
+            np.zeros_like(tumour_channel)
+            if scans.zones is None
+            else crop(scans.zones, centre, config, labels=True, transform=scans.transform)
+            == tumour_id
         )
         masks = (tumour_channel, zone_channel) if name == "pre" else (zone_channel, tumour_channel)
         out[f"{tumour_id}_{name}"] = np.stack([image, *(m.astype(np.float32) for m in masks)])
@@ -510,29 +522,32 @@ def _measure_patient(task: _PatientTask) -> PatientResult:
         return PatientResult(rows={t: {**empty, **qa} for t in task.tumour_ids}, warnings=warnings)
     qa = scans.qa or {}
     rows: dict[int, dict[str, Any]] = {t: {**empty, **qa} for t in task.tumour_ids}
-    if scans.zones_pre is not None:
-        sx, sy, sz = scans.tumours.spacing_mm
-        spacing = (sz, sy, sx)
-        with _step("geometry"):
-            liver_mask = None if scans.liver is None else scans.liver.array > 0
-            large = (
-                None if scans.vessels is None else large_vessels(scans.vessels.array > 0, spacing)
+    # Size and distances need the pre CT's masks only; margins, coverage and the zone's volume
+    # need a registered zone (never one from misaligned images: a failed registration leaves
+    # zones_pre empty).
+    sx, sy, sz = scans.tumours.spacing_mm
+    spacing = (sz, sy, sx)
+    labels = scans.tumours.array
+    with _step("geometry"):
+        liver_mask = None if scans.liver is None else scans.liver.array > 0
+        large = None if scans.vessels is None else large_vessels(scans.vessels.array > 0, spacing)
+    for tumour_id in task.tumour_ids:
+        tumour = labels == tumour_id
+        try:
+            geometry = tumour_geometry(
+                tumour,
+                None if scans.zones_pre is None else scans.zones_pre == tumour_id,
+                spacing,
+                liver=liver_mask,
+                large_vessel_mask=large,
+                other_tumours=(labels > 0) & ~tumour,
             )
-        for tumour_id in task.tumour_ids:
-            try:
-                geometry = tumour_geometry(
-                    scans.tumours.array == tumour_id,
-                    scans.zones_pre == tumour_id,
-                    spacing,
-                    liver=liver_mask,
-                    large_vessel_mask=large,
-                )
-            except Exception as exc:  # this tumour's geometry only: the others go on
-                warnings.append(
-                    _warning(task.patient_id, tumour_id, "geometry", ["geom.*"], _reason(exc))
-                )
-                continue
-            rows[tumour_id].update(geometry.as_columns())
+        except Exception as exc:  # this tumour's geometry only: the others go on
+            warnings.append(
+                _warning(task.patient_id, tumour_id, "geometry", ["geom.*"], _reason(exc))
+            )
+            continue
+        rows[tumour_id].update(geometry.as_columns())
     result = PatientResult(rows=rows, warnings=warnings)
     for tumour_id in task.tumour_ids:
         if not (scans.tumours.array == tumour_id).any():
