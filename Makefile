@@ -41,12 +41,15 @@ typecheck: install
 	$(BIN)/mypy
 
 # One worker per core; a module's tests stay on one worker, so its fixtures are built once.
+# One BLAS/OpenMP/torch thread per worker: two workers on two cores, each spinning two threads,
+# spend their time waiting for each other. The 15 slowest tests are printed.
+THREADS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 pytest: install
-	$(BIN)/python -m pytest -n auto --dist loadscope
+	$(THREADS) $(BIN)/python -m pytest -n auto --dist loadscope --durations=15
 
-# Issue acceptance checks too long for CI (tests marked `acceptance`; about 18 min on 2 cores).
+# Issue acceptance checks too long for CI (tests marked `acceptance`; about 30 min on 2 cores).
 acceptance: install
-	HEPABLATE_ACCEPTANCE=1 $(BIN)/python -m pytest -m acceptance
+	HEPABLATE_ACCEPTANCE=1 $(THREADS) $(BIN)/python -m pytest -n auto --dist loadscope -m acceptance
 
 # Regenerate the example cohort's images (they are committed, and a test checks they match).
 examples: install

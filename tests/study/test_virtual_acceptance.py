@@ -4,7 +4,8 @@ drivers of local progression and the best model comes close to the oracle.
 Two cohorts of the same seed (11; ``simulate_cohort`` draws patient i the same whatever n, so
 the 1000 patients are the 500 and 500 more):
 
-- **500 patients, in CI** (about 9 min on two cores): asserts the margin, the perivascular
+- **500 patients** (about 9 min on two cores with the voxel margins of before; marked
+  ``acceptance`` since the fitted-surface margins of issue 16 and CI's 20-minute budget): asserts the margin, the perivascular
   location and the texture in >= 80% of the outer folds, each noise column in few, the best
   model within 0.05 of the oracle. Not size over 30 mm (odds ratio 2 for a fifth of the
   tumours), the simulator's weakest driver, which selection keeps in 3 of 5 folds on this
@@ -113,12 +114,12 @@ def _check_oracle(run: Acceptance) -> None:
     assert oracle - 0.05 <= auc <= oracle + 0.02, (best, auc, oracle)
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance
 def test_selection_finds_every_driver_and_few_noise_columns(acceptance: Acceptance) -> None:
     _check_selection(acceptance, ("margin", "perivascular", "texture"))  # size: see the doc
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance
 def test_the_best_model_comes_within_0_05_of_the_oracle(acceptance: Acceptance) -> None:
     _check_oracle(acceptance)
 
