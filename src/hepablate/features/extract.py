@@ -410,8 +410,12 @@ def _radiomics(
     settings = config.radiomics
     wanted = _regions(scans, tumour_id, config.ring_mm, config.regions)
 
-    def warn(patterns: list[str], reason: str) -> None:
-        warnings.append(_warning(task.patient_id, tumour_id, "radiomics", patterns, reason))
+    def warn(patterns: list[str], reason: str, *, left_empty: bool = True) -> None:
+        warnings.append(
+            _warning(
+                task.patient_id, tumour_id, "radiomics", patterns, reason, left_empty=left_empty
+            )
+        )
 
     for region, (scan, region_mask) in wanted.items():
         if not region_mask.any():
@@ -424,6 +428,8 @@ def _radiomics(
         columns.update(measured.columns)
         for patterns, reason in measured.problems:
             warn(patterns, reason)
+        for patterns, reason in measured.notes:
+            warn(patterns, reason, left_empty=False)
         if measured.undefined:
             shown = ", ".join(measured.undefined[:5])
             more = len(measured.undefined) - 5
