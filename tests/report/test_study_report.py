@@ -384,6 +384,29 @@ def test_survival_report_has_kaplan_meier_td_auc_and_centres(
     assert "Validation by centre" in _text(page) or "validation by centre" in _text(page)
 
 
+def test_survival_report_states_no_probability_threshold(
+    survival_run: tuple[Path, StudyData, dict[str, Path]],
+    binary_run: tuple[Path, StudyData, dict[str, Path]],
+) -> None:
+    """A risk score has no probability threshold: none is computed, stated or checked off as
+    the event share ("prevalence"); a binary study keeps its prevalence threshold."""
+    run_dir, data, paths = survival_run
+    validation = _metrics(run_dir)["validation"]
+    assert validation["threshold"] is None
+    assert validation["threshold_source"].startswith("none: a time-to-event model")
+    text = _text(paths["report_html"].read_text(encoding="utf-8"))
+    assert "prevalence" not in text and "probability threshold of" not in text
+    answers = {row[0]: row[4] for row in _rows(paths["report_html"].read_text(), "tripod")}
+    assert "no probability threshold" in answers["13"]
+    assert answers["15"].startswith("A risk score and a survival curve per row; no probability")
+
+    run_dir, data, paths = binary_run
+    validation = _metrics(run_dir)["validation"]
+    assert validation["threshold"] == pytest.approx(float(np.mean(data.events)))
+    answers = {row[0]: row[4] for row in _rows(paths["report_html"].read_text(), "tripod")}
+    assert f"threshold {validation['threshold']:.3f} (prevalence of the outcome" in answers["15"]
+
+
 def test_undefined_values_render_as_a_dash(
     binary_run: tuple[Path, StudyData, dict[str, Path]], tmp_path: Path
 ) -> None:
