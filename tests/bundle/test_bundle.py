@@ -272,7 +272,7 @@ def test_predict_cli_says_how_the_bundle_was_accepted(
     monkeypatch.setattr(
         hepablate.bundle.predict,
         "predict_cohort",
-        lambda bundle, _, **__: predict_table(bundle, row),
+        lambda bundle, _, **options: predict_table(bundle, row, **options),
     )
     out = tmp_path / "p.json"
     ran = CliRunner().invoke(app, ["predict", str(trained.bundle), str(patient), "--out", str(out)])
@@ -296,3 +296,34 @@ def test_predict_cli_says_how_the_bundle_was_accepted(
     assert "accepted: its id is pinned (--bundle-id); unsigned" in pinned.stdout
     written = json.loads(out.read_text(encoding="utf-8"))["bundle"]
     assert written["trust"]["accepted_by"] == "pinned" and written["created"] is None
+
+
+def test_survival_curves_run_while_enough_training_rows_are_followed(tmp_path: Path) -> None:
+    """Events in the first 30 months, follow-up to 83: the curves go on past the last event
+    decile, monthly, to the last month at which 10 training rows were still followed."""
+    from tests.bundle.synthetic import study, table, train
+
+    frame = table(n=80, seed=4)
+    rng = np.random.default_rng(4)
+    event = frame["outcome.ltp.event"].to_numpy(dtype=bool)
+    frame["outcome.ltp.time_months"] = np.where(
+        event, rng.uniform(1.0, 30.0, len(frame)), rng.uniform(30.0, 83.0, len(frame))
+    )
+    result, summary = train(frame, study([{"name": "cox", "kind": "cox"}], survival=True))
+    bundle = load_bundle(save_bundle(result, summary, tmp_path / "bundle", extraction=None))
+
+    time = np.sort(frame["outcome.ltp.time_months"].to_numpy())[::-1]
+    curve = bundle.thresholds["survival_curve"]
+    assert curve["until_months"] == pytest.approx(time[9])  # the 10th longest follow-up
+    assert int(np.sum(time >= curve["until_months"])) == 10
+    assert curve["follow_up_months"] == pytest.approx(time[0])
+    assert max(summary["validation"]["evaluation_times_months"]) < 31.0 < curve["until_months"]
+    assert bundle.thresholds["threshold"] is None  # a risk score has no probability threshold
+
+    [row] = predict_table(bundle, bundle.rows(frame).iloc[[0]])["predictions"]
+    months = row["survival"]["months"]
+    assert months == list(np.arange(1.0, np.floor(time[9]) + 1.0))
+    assert row["survival"]["source"].startswith(f"every month up to {time[9]:.1f} months")
+    probability = np.asarray(row["survival"]["probability"])
+    assert len(probability) == len(months) and np.all(np.diff(probability) <= 1e-12)
+    assert probability[-1] < probability[0]  # the curve falls over the events' months

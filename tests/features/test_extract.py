@@ -357,3 +357,59 @@ def test_a_damaged_cache_entry_is_named_discarded_and_recomputed(
     assert steps.count("cache") == 3
     for patient in ("SIM0003", "SIM0005", "SIM0007"):
         assert FeatureCache(cache).get(patient, after.attrs["hepablate"]["crops"]["keys"][patient])
+
+
+def test_a_ct_without_a_tumour_table_or_mask_is_named_in_a_warning(
+    virtual: Path, tmp_path: Path
+) -> None:
+    """A CT and no tumour mask gives one row per patient with only the tables' columns; the
+    extraction says why there is no geometry or radiomics instead of writing it silently."""
+    cohort = tmp_path / "ct_only"
+    (cohort / "images" / "P1").mkdir(parents=True)
+    (cohort / "images" / "P1" / "pre_ct.nii.gz").write_bytes(
+        (virtual / "images" / "SIM0001" / "pre_ct.nii.gz").read_bytes()
+    )
+    (cohort / "patients.csv").write_text("patient_id,age\nP1,60\n", encoding="utf-8")
+    (cohort / "cohort.yaml").write_text(
+        "name: CT only\ntables:\n  patients:\n    file: patients.csv\n    columns:\n"
+        "      patient_id: {role: id, type: string}\n"
+        "      age: {role: predictor, type: integer}\n"
+        "images:\n  scans:\n    pre_ct: {modality: CT}\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "features.parquet"
+
+    result = CliRunner().invoke(app, ["extract", str(cohort), "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "Wrote 1 patients x" in text
+    assert "WARNING patient P1 · images: images but no tumour table in cohort.yaml: no " in text
+    table = pd.read_parquet(out)
+    assert not any(c.startswith(("geom.", "rad.")) for c in table.columns)
+    [warning] = table.attrs["hepablate"]["warnings"]
+    assert warning["patient"] == "P1" and "pre_tumours mask" in warning["reason"]
+
+
+def test_a_patient_without_tumour_rows_is_named_in_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "patients.csv").write_text("pid,age\nA,60\nB,70\n", encoding="utf-8")
+    (tmp_path / "tumours.csv").write_text("pid,tid,size\nA,1,20\n", encoding="utf-8")
+    (tmp_path / "cohort.yaml").write_text(
+        "name: tumours\n"
+        "tables:\n  patients:\n    file: patients.csv\n    columns:\n"
+        "      pid: {role: id, type: string}\n"
+        "      age: {role: predictor, type: integer}\n"
+        "  tumours:\n    file: tumours.csv\n    columns:\n"
+        "      pid: {role: patient_id, type: string}\n"
+        "      tid: {role: id, type: integer}\n"
+        "      size: {role: predictor, type: number}\n",
+        encoding="utf-8",
+    )
+
+    table = extract(load_cohort(tmp_path))
+
+    assert list(table["group"]) == ["A"]
+    warnings = table.attrs["hepablate"]["warnings"]
+    [warning] = [w for w in warnings if w["patient"] == "B"]
+    assert warning["step"] == "tumours" and not warning["left_empty"]
+    assert "no row in the tumours table" in warning["reason"]

@@ -10,6 +10,7 @@ from scipy import ndimage
 from hepablate.features import radiomics
 from hepablate.features.radiomics import (
     MIN_RADIOMICS_VOXELS,
+    RESEGMENTATION_NOTED,
     RadiomicsConfig,
     RadiomicsError,
     column_name,
@@ -196,6 +197,35 @@ def test_a_region_outside_the_resegmentation_range_is_left_out_with_its_values()
     assert columns == ["rad.tumour.*"] and measured.columns == {}
     assert "0 of the tumour region's" in reason and "[-150, 350] HU" in reason
     assert "from -1024 to -1024" in reason
+
+
+@pytest.mark.parametrize("share", [0.029, 0.005])
+def test_voxels_outside_the_resegmentation_range_are_counted_and_noted(share: float) -> None:
+    """A tumour with bright voxels (calcification, a clip): above 1% of its voxels out of
+    [-150, 350] HU, the measurement says how many its intensity features left out."""
+    image, mask = _sphere((1.0, 1.0, 1.0))
+    voxels = np.argwhere(mask)
+    dropped = round(share * len(voxels))
+    array = image.array.copy()
+    array[tuple(voxels[:: len(voxels) // dropped][:dropped].T)] = 900.0
+    bright = Volume(array, image.grid)
+
+    measured = measure_region(bright, mask, FAST, region="tumour")
+
+    assert measured.complete and measured.resegmented_out == pytest.approx(dropped / len(voxels))
+    # The mean of what is left: the bright voxels are not in it.
+    assert measured.columns["rad.tumour.stat.mean"] == pytest.approx(100.0, abs=1.0)
+    assert measured.columns["rad.tumour.stat.max"] < 350.0
+    if share < RESEGMENTATION_NOTED:
+        assert measured.notes == []
+        return
+    [(columns, reason)] = measured.notes
+    assert columns == ["rad.tumour.*"]
+    assert reason.startswith(
+        f"{100 * dropped / len(voxels):.1f}% of the tumour region's {len(voxels)} voxels "
+        f"({dropped}) lie outside the re-segmentation range [-150, 350] HU"
+    )
+    assert "to 900)" in reason
 
 
 def test_a_family_mirp_refuses_is_left_out_and_the_others_are_kept(

@@ -145,3 +145,41 @@ def test_dask_cluster_gives_the_local_table(virtual: Path, table: pd.DataFrame) 
     assert on_dask.attrs["hepablate"]["robustness"]["icc"] == pytest.approx(
         table.attrs["hepablate"]["robustness"]["icc"]
     )
+
+
+def test_a_tumour_partly_outside_the_resegmentation_range_is_a_warning(tmp_path: Path) -> None:
+    """Bright voxels in a tumour (3% of it at 900 HU) are left out of its radiomics by the
+    re-segmentation range; the FeatureTable's warnings say how many, the values stay."""
+    cohort_dir = tmp_path / "cohort"
+    simulate_cohort(SimulationConfig(n=1, seed=5), cohort_dir, workers=1)
+    folder = cohort_dir / "images" / "SIM0001"
+    scan, tumours = (
+        read_volume(folder / "pre_ct.nii.gz"),
+        read_volume(folder / "pre_tumours.nii.gz"),
+    )
+    inside = np.argwhere(tumours.array == 1)
+    array = scan.array.copy()
+    array[tuple(inside[::33].T)] = 900.0
+    write_volume(Volume(array, scan.grid), folder / "pre_ct.nii.gz")
+    config = ExtractionConfig.model_validate(
+        {
+            "radiomics": {"families": ["stat"]},
+            "regions": ["tumour"],
+            "robustness": {"fraction": 0.0},
+            "crops": {"enabled": False},
+        }
+    )
+
+    table = extract(load_cohort(cohort_dir), config)
+
+    assert np.isfinite(table.loc[("SIM0001", 1), "rad.tumour.stat.mean"])
+    assert table.loc[("SIM0001", 1), "rad.tumour.stat.max"] <= 350.0
+    [warning] = [
+        w
+        for w in table.attrs["hepablate"]["warnings"]
+        if w["step"] == "radiomics" and w["tumour"] == 1
+    ]
+    assert warning["columns"] == ["rad.tumour.*"] and not warning["left_empty"]
+    share = float(warning["reason"].split("%")[0])
+    assert 2.0 <= share <= 4.5  # a thirty-third of the tumour, on the resampled radiomics grid
+    assert "outside the re-segmentation range [-150, 350] HU" in warning["reason"]

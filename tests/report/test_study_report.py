@@ -305,7 +305,9 @@ def test_binary_report_holds_every_figure_table_and_number(
         rf">{best}<span class=\"badge best\"", header
     )
     assert re.search(
-        r">clinical_logistic(<span[^>]*>best</span>)?<span class=\"badge clinical\"", header
+        # A model name may break after an underscore in the PDF (<wbr>).
+        r">clinical_<wbr>logistic(<span[^>]*>best</span>)?<span class=\"badge clinical\"",
+        header,
     )
 
     repeats = {r[0]: r for r in _rows(page, "per-repeat")}
@@ -382,6 +384,29 @@ def test_survival_report_has_kaplan_meier_td_auc_and_centres(
         assert row[1] == str(models[ranking[0]]["n"])
         assert row[3:] == [format_estimate(models[n]["harrell_c"]) for n in ranking]
     assert "Validation by centre" in _text(page) or "validation by centre" in _text(page)
+
+
+def test_survival_report_states_no_probability_threshold(
+    survival_run: tuple[Path, StudyData, dict[str, Path]],
+    binary_run: tuple[Path, StudyData, dict[str, Path]],
+) -> None:
+    """A risk score has no probability threshold: none is computed, stated or checked off as
+    the event share ("prevalence"); a binary study keeps its prevalence threshold."""
+    run_dir, data, paths = survival_run
+    validation = _metrics(run_dir)["validation"]
+    assert validation["threshold"] is None
+    assert validation["threshold_source"].startswith("none: a time-to-event model")
+    text = _text(paths["report_html"].read_text(encoding="utf-8"))
+    assert "prevalence" not in text and "probability threshold of" not in text
+    answers = {row[0]: row[4] for row in _rows(paths["report_html"].read_text(), "tripod")}
+    assert "no probability threshold" in answers["13"]
+    assert answers["15"].startswith("A risk score and a survival curve per row; no probability")
+
+    run_dir, data, paths = binary_run
+    validation = _metrics(run_dir)["validation"]
+    assert validation["threshold"] == pytest.approx(float(np.mean(data.events)))
+    answers = {row[0]: row[4] for row in _rows(paths["report_html"].read_text(), "tripod")}
+    assert f"threshold {validation['threshold']:.3f} (prevalence of the outcome" in answers["15"]
 
 
 def test_undefined_values_render_as_a_dash(
@@ -636,3 +661,85 @@ def test_pdf_figures_fit_the_page_width(
                 assert box.margin_left - 0.5 <= left and left + child.margin_width() <= right + 0.5
     assert set(placed) == set(_figures(page))
     assert len(document.pages) >= 2
+
+
+def _cell_lines(html: str, table_class: str) -> list[list[list[str]]]:
+    """The PDF layout (WeasyPrint) of a table's body: rows of cells, each its lines of text."""
+    from weasyprint import HTML
+    from weasyprint.formatting_structure.boxes import LineBox, TableBox, TableRowBox, TextBox
+
+    def lines(cell: Any) -> list[str]:
+        texts = (
+            "".join(t.text for t in line.descendants() if isinstance(t, TextBox)).strip()
+            for line in cell.descendants()
+            if isinstance(line, LineBox)
+        )
+        return [text for text in texts if text]
+
+    rows = []
+    for page in HTML(string=html).render().pages:
+        for table in page._page_box.descendants():
+            if isinstance(table, TableBox) and table.element.get("class", "").split()[0] == (
+                table_class
+            ):
+                rows += [
+                    [lines(cell) for cell in row.children]
+                    for row in table.descendants()
+                    if isinstance(row, TableRowBox) and row.children[0].element.tag == "td"
+                ]
+    return rows
+
+
+def _five_models(binary_run: tuple[Path, StudyData, dict[str, Path]], folder: Path) -> str:
+    """The binary run's report as if it had compared five models with long names (the default
+    baselines' names and two clinical-only ones): the models renamed and copied in the files."""
+    run_dir = binary_run[0]
+    shutil.copytree(run_dir, folder, dirs_exist_ok=True)
+    names = {
+        "forest": "gradient_boosting",
+        "logistic": "random_forest",
+        "clinical_logistic": "clinical_logistic",
+    }
+    summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    models = {names[n]: m for n, m in summary["models"].items()}
+    models["clinical_random_forest"] = models["clinical_logistic"]
+    models["clinical_gradient_boosting"] = models["clinical_logistic"]
+    comparison = summary["comparison"]
+    comparison["ranking"] = [names[n] for n in comparison["ranking"]] + [
+        "clinical_random_forest",
+        "clinical_gradient_boosting",
+    ]
+    comparison["best"] = names[comparison["best"]]
+    comparison["delong"] = [
+        {**d, "model": names[d["model"]], "against": names[d["against"]]}
+        for d in comparison["delong"]
+    ]
+    summary["models"] = models
+    (folder / "metrics.json").write_text(json.dumps(summary), encoding="utf-8")
+    predictions = pd.read_csv(run_dir / "predictions.csv", index_col=0).rename(columns=names)
+    predictions.to_csv(folder / "predictions.csv")
+    return render_report(folder)
+
+
+def test_pdf_tables_break_lines_between_words_not_inside_them(
+    binary_run: tuple[Path, StudyData, dict[str, Path]], tmp_path: Path
+) -> None:
+    """In the PDF layout, the checklist's item, section and topic and the comparison's metric
+    names keep whole words (they were crushed to a letter per line by the long answers), each
+    metric name on one line and each interval on the line below its estimate, with five models
+    of long names."""
+    page = _five_models(binary_run, tmp_path / "five")
+    tripod = _cell_lines(page, "tripod")
+    assert len(tripod) == len(ITEMS)
+    for row, (item, section, topic) in zip(tripod, ITEMS, strict=True):
+        assert row[0] == [item]
+        for lines, text in ((row[1], section), (row[2], topic)):
+            assert " ".join(lines).split() == text.split(), (lines, text)
+
+    comparison = _cell_lines(page, "comparison")
+    assert len(comparison[0]) == 6  # the metric and five models
+    for row in comparison[:-1]:  # the last: "DeLong p vs NAME" may wrap
+        assert len(row[0]) == 1, row[0]
+        for lines in row[1:]:
+            if len(lines) > 1 or "(" in " ".join(lines):
+                assert len(lines) == 2 and re.fullmatch(r"\(\S+ to \S+\)", lines[1]), lines

@@ -5,13 +5,13 @@ Two cohorts of the same seed (11; ``simulate_cohort`` draws patient i the same w
 the 1000 patients are the 500 and 500 more):
 
 - **500 patients** (about 9 min on two cores with the voxel margins of before; marked
-  ``acceptance`` since the fitted-surface margins of issue 16 and CI's 20-minute budget): asserts the margin, the perivascular
-  location and the texture in >= 80% of the outer folds, each noise column in few, the best
-  model within 0.05 of the oracle. Not size over 30 mm (odds ratio 2 for a fifth of the
-  tumours), the simulator's weakest driver, which selection keeps in 3 of 5 folds on this
-  cohort: its true size effect is the weakest of five 500-patient cohorts (with every driver's
-  true value, size's coefficient is +0.23 +- 0.33; its univariate p 0.01 against 1e-6 to 5e-4
-  on seeds 21-51; ``benchmarks/selection_power.py``, docs/benchmarks.md).
+  ``acceptance`` since the fitted-surface margins of issue 16, for CI's 20-minute budget):
+  asserts the margin, the perivascular location and the texture in >= 80% of the outer folds,
+  each noise column in few, the best model within 0.05 of the oracle. Not size over 30 mm (odds
+  ratio 2 for a fifth of the tumours), the simulator's weakest driver, which selection keeps in
+  3 of 5 folds on this cohort: its true size effect is the weakest of five 500-patient cohorts
+  (with every driver's true value, size's coefficient is +0.23 +- 0.33; its univariate p 0.01
+  against 1e-6 to 5e-4 on seeds 21-51; ``benchmarks/selection_power.py``, docs/benchmarks.md).
 - **1000 patients, all four drivers** (about 18 min; marked ``acceptance``: ``make
   acceptance`` runs it, CI's 20-minute budget does not hold it): the same assertions with size.
 

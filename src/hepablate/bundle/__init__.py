@@ -16,8 +16,9 @@ made it.
   column's 1st-99th percentile range and each categorical column's levels (what a new
   patient's inputs are checked against);
 - ``metrics.json``: the model's cross-validated metrics with CIs, the comparison and the
-  permutation check; ``thresholds.json``: the decision threshold and the risk-group cut points
-  (tertiles of the out-of-fold predictions);
+  permutation check; ``thresholds.json``: the decision threshold, the risk-group cut points
+  (tertiles of the out-of-fold predictions) and, for a time-to-event model, the months of the
+  predicted survival curves (``_curve_months``: monthly while enough training rows are followed);
 - ``preparation.skops`` (the fitted preparation and selection steps, skops) and the model:
   ``model.skops`` for a scikit-learn or scikit-survival estimator, or ``model.safetensors`` +
   ``model.json`` for a deep network (its ``to_state``).
@@ -275,6 +276,27 @@ def _training_domain(inputs: pd.DataFrame) -> tuple[dict[str, Any], dict[str, An
     return ranges, levels
 
 
+# Predicted survival curves run as far as the training data support them: to the last time at
+# which at least this many training rows were still followed (a Kaplan-Meier tail over fewer
+# rows, and a model's baseline hazard there, rest on a handful of patients).
+CURVE_MIN_AT_RISK = 10
+
+
+def _curve_months(time: np.ndarray) -> dict[str, Any]:
+    """The months of the predicted survival curves, and why they stop where they do."""
+    ordered = np.sort(np.asarray(time, dtype=float))[::-1]
+    last = float(ordered[min(CURVE_MIN_AT_RISK, len(ordered)) - 1])
+    months = np.arange(1.0, np.floor(last) + 1.0) if last >= 1 else np.array([last])
+    return {
+        "months": months.tolist(),
+        "until_months": last,
+        "follow_up_months": float(ordered[0]),
+        "source": f"every month up to {last:.1f} months, the last time at which at least "
+        f"{min(CURVE_MIN_AT_RISK, len(ordered))} training rows were still followed (longest "
+        f"follow-up {float(ordered[0]):.1f} months)",
+    }
+
+
 def _new_folder(out: Path) -> None:
     """Create ``out``, or accept it empty: a bundle never replaces or removes a file."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
@@ -362,6 +384,7 @@ def save_bundle(
                         + (" of the risk score" if data.survival else " of the probability"),
                     },
                     "evaluation_times_months": summary["validation"]["evaluation_times_months"],
+                    "survival_curve": _curve_months(data.y["time"]) if data.survival else None,
                 }
             )
         ),

@@ -444,7 +444,13 @@ def _predict(
         if hasattr(estimator, "predict_uncertainty")
         else None
     )
-    times = bundle.thresholds.get("evaluation_times_months")
+    # Bundles written before the curve's own grid had only the evaluation times of the study
+    # (deciles 1-8 of the event times), which stop well before the follow-up does.
+    curve = bundle.thresholds.get("survival_curve") or {
+        "months": bundle.thresholds.get("evaluation_times_months"),
+        "source": "the study's evaluation times (event-time deciles 1 to 8)",
+    }
+    times = curve["months"]
     curves = None
     if bundle.survival and times:
         functions = estimator.predict_survival_function(prepared)
@@ -465,7 +471,11 @@ def _predict(
                 ("risk_score" if bundle.survival else "probability"): float(risk[i]),
                 "survival": None
                 if curves is None
-                else {"months": list(times or []), "probability": curves[i]},
+                else {
+                    "months": list(times or []),
+                    "probability": curves[i],
+                    "source": curve["source"],
+                },
                 "uncertainty": None if uncertainty is None else float(uncertainty[i]),
                 "uncertainty_method": "standard deviation over the deep ensemble's members"
                 if uncertainty is not None

@@ -17,6 +17,10 @@ from hepablate.cli._progress import progress_bar
 __all__ = ["simulate"]
 
 PREVIEWS = 6
+# Below this many patients the cohort's Kaplan-Meier rates and the oracle's AUC and C-index
+# describe a handful of outcomes (one patient: 0% or 100%, and no C-index at all), so the
+# summary leaves them out and says so; simulation.json still has every number.
+MIN_PATIENTS_FOR_RATES = 10
 
 
 def simulate(
@@ -85,19 +89,30 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _print_rates(out: Console, folder: Path, r: dict, seconds: float) -> None:  # type: ignore[type-arg]
     out.print(
-        f"Wrote {r['patients']} patients, {r['tumours']} tumours to {folder} "
-        f"in {seconds:.1f} s (truth in {folder / 'truth.csv'})"
+        f"Wrote {_plural(r['patients'], 'patient')}, {_plural(r['tumours'], 'tumour')} to "
+        f"{folder} in {seconds:.1f} s (truth in {folder / 'truth.csv'})"
     )
-    out.print(f"  local tumour progression by 2 years (Kaplan-Meier): {100 * r['ltp_24m_km']:.1f}%")
-    out.print(f"  intrahepatic recurrence by 2 years (Kaplan-Meier): {100 * r['rfs_24m_km']:.1f}%")
     low, high = r["margin_iqr_mm"]
     out.print(
         f"  true minimal ablative margin: median {r['margin_median_mm']:.1f} mm "
         f"(IQR {low:.1f} to {high:.1f}), {r['margin_below_0_pct']:.1f}% below 0 mm, "
         f"{r['margin_below_5_pct']:.1f}% below 5 mm"
     )
+    if r["patients"] < MIN_PATIENTS_FOR_RATES:
+        out.print(
+            f"  follow-up: median {r['follow_up_median_months']:.1f} months; no progression "
+            f"rates or oracle scores below {MIN_PATIENTS_FOR_RATES} patients (too few "
+            "outcomes; see simulation.json)"
+        )
+        return
+    out.print(f"  local tumour progression by 2 years (Kaplan-Meier): {100 * r['ltp_24m_km']:.1f}%")
+    out.print(f"  intrahepatic recurrence by 2 years (Kaplan-Meier): {100 * r['rfs_24m_km']:.1f}%")
     out.print(
         f"  follow-up: median {r['follow_up_median_months']:.1f} months, "
         f"{r['lost_before_24m_pct']:.1f}% lost before 2 years, "

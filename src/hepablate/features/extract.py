@@ -419,8 +419,12 @@ def _radiomics(
     settings = config.radiomics
     wanted = _regions(scans, tumour_id, config.ring_mm, config.regions)
 
-    def warn(patterns: list[str], reason: str) -> None:
-        warnings.append(_warning(task.patient_id, tumour_id, "radiomics", patterns, reason))
+    def warn(patterns: list[str], reason: str, *, left_empty: bool = True) -> None:
+        warnings.append(
+            _warning(
+                task.patient_id, tumour_id, "radiomics", patterns, reason, left_empty=left_empty
+            )
+        )
 
     for region, (scan, region_mask) in wanted.items():
         if not region_mask.any():
@@ -433,6 +437,8 @@ def _radiomics(
         columns.update(measured.columns)
         for patterns, reason in measured.problems:
             warn(patterns, reason)
+        for patterns, reason in measured.notes:
+            warn(patterns, reason, left_empty=False)
         if measured.undefined:
             shown = ", ".join(measured.undefined[:5])
             more = len(measured.undefined) - 5
@@ -607,7 +613,22 @@ def extract(
         table.insert(0, "centre", cohort.centres())
         table.insert(0, "group", list(table.index))
         table = pd.concat([table, _outcome_columns(cohort, table.index)], axis=1)
-        return _with_metadata(table, cohort, config)
+        table = _with_metadata(table, cohort, config)
+        table.attrs["hepablate"]["warnings"] = [
+            _warning(
+                p,
+                None,
+                "images",
+                [],
+                "images but no tumour table in cohort.yaml: no tumour rows, so no geometry, "
+                f"radiomics or crops (they need a tumours table and the {config.images.tumours} "
+                "mask)",
+                left_empty=False,
+            )
+            for p in cohort.patient_ids
+            if cohort.images.get(p)
+        ]
+        return table
 
     encoder = None if config.deep is None else _deep_encoder(config, cache)
     index = cohort.tumours.index
@@ -681,8 +702,22 @@ def extract(
         for pid in sorted(results)
         if results[pid].error
     ]
+    # A patient with no row in the tumours table has none in a tumour-level FeatureTable.
+    untabled = [
+        _warning(
+            p,
+            None,
+            "tumours",
+            [],
+            "no row in the tumours table: the patient has no row in this FeatureTable",
+            left_empty=False,
+        )
+        for p in cohort.patient_ids
+        if p not in tumour_ids.index
+    ]
     table.attrs["hepablate"]["warnings"] = (
         _validation_warnings(cohort, config)
+        + untabled
         + [
             _warning(
                 d["patient"],

@@ -37,6 +37,7 @@ from hepablate.imaging.io import Grid, Volume
 __all__ = [
     "FAMILIES",
     "MIN_RADIOMICS_VOXELS",
+    "RESEGMENTATION_NOTED",
     "RadiomicsConfig",
     "RadiomicsError",
     "RegionMeasurement",
@@ -49,6 +50,10 @@ __all__ = [
     "resample_mask",
     "resampled_grid",
 ]
+
+# The share of a region's voxels outside the re-segmentation range from which the extraction
+# says so (a warning): its intensity and texture features then describe the rest only.
+RESEGMENTATION_NOTED = 0.01
 
 # IBSI feature families, by MIRP's feature-name prefix (the IBSI tag prefix).
 FAMILIES: dict[str, str] = {
@@ -393,12 +398,17 @@ class RegionMeasurement:
     ``problems`` holds, per part left unmeasured, the FeatureTable columns it leaves empty (as
     ``fnmatch`` patterns, ``rad.tumour.cm.*``) and the reason in a sentence; ``undefined`` the
     columns MIRP measured without a value (NaN: undefined for this region, e.g. a texture
-    matrix of a region without neighbouring voxels of another grey level).
+    matrix of a region without neighbouring voxels of another grey level); ``notes``, in the
+    same form as ``problems``, what the measured values rest on (a region partly outside the
+    re-segmentation range) without leaving them empty; ``resegmented_out`` the share of the
+    region's voxels outside that range (None without re-segmentation).
     """
 
     columns: dict[str, float]
     problems: list[tuple[list[str], str]]
     undefined: list[str] = field(default_factory=list)
+    notes: list[tuple[list[str], str]] = field(default_factory=list)
+    resegmented_out: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -430,9 +440,11 @@ def measure_region(
     grid), measuring what can be measured and saying why the rest cannot, instead of raising.
 
     A region with fewer than :data:`MIN_RADIOMICS_VOXELS` voxels on the radiomics grid, or
-    within the re-segmentation range, is left out whole; when MIRP refuses the region, each
-    family is tried alone and only those it refuses are left out; features MIRP returns
-    without a value (undefined for this region) are named.
+    within the re-segmentation range, is left out whole; one with at least
+    :data:`RESEGMENTATION_NOTED` of its voxels outside that range is measured on the others,
+    and ``notes`` says how many were left out; when MIRP refuses the region, each family is
+    tried alone and only those it refuses are left out; features MIRP returns without a value
+    (undefined for this region) are named.
     """
     everything = [f"rad.{region}.*"]
     voxels = int(np.count_nonzero(mask))
@@ -447,6 +459,8 @@ def measure_region(
                 )
             ],
         )
+    notes: list[tuple[list[str], str]] = []
+    outside = None
     if config.resegmentation_hu is not None:
         low, high = config.resegmentation_hu
         values = image.array[mask]
@@ -463,6 +477,18 @@ def measure_region(
                         f"at least {MIN_RADIOMICS_VOXELS}",
                     )
                 ],
+            )
+        outside = 1.0 - inside / voxels
+        if outside >= RESEGMENTATION_NOTED:
+            notes.append(
+                (
+                    everything,
+                    f"{100 * outside:.1f}% of the {region} region's {voxels} voxels "
+                    f"({voxels - inside}) lie outside the re-segmentation range [{low:g}, "
+                    f"{high:g}] HU (its values run from {float(values.min()):g} to "
+                    f"{float(values.max()):g}): its intensity and texture features leave "
+                    "them out",
+                )
             )
     problems: list[tuple[list[str], str]] = []
     try:
@@ -482,7 +508,7 @@ def measure_region(
             except RadiomicsError as exc:
                 problems.append(([f"rad.{region}.{family}.*"], str(exc)))
     undefined = sorted(c for c, v in columns.items() if not np.isfinite(v))
-    return RegionMeasurement(columns, problems, undefined)
+    return RegionMeasurement(columns, problems, undefined, notes, outside)
 
 
 @contextmanager

@@ -754,6 +754,25 @@ def _css_string(text: str) -> Markup:
     return Markup("".join(c if c.isalnum() or c == " " else f"\\{ord(c):06x} " for c in text))
 
 
+def _estimate_cell(text: Any) -> Markup:
+    """An estimate with its interval in brackets, "0.812 (0.75 to 0.86)", as HTML whose
+    bracket is a ``span.ci``: the PDF puts it on its own line, so that a narrow column breaks
+    between the estimate and its interval rather than inside the interval."""
+    from markupsafe import Markup, escape
+
+    value, bracket, rest = str(text).partition(" (")
+    if not bracket:
+        return escape(value)
+    return Markup(f'{escape(value)} <span class="ci">({escape(rest)}</span>')
+
+
+def _breakable_name(text: Any) -> Markup:
+    """A model name that may break after its underscores (``<wbr>``), and only there."""
+    from markupsafe import Markup, escape
+
+    return Markup("_<wbr>").join(escape(part) for part in str(text).split("_"))
+
+
 def _read_csv(path: Path, text: bool = False) -> pd.DataFrame | None:
     """A CSV of the run folder, or None; ``text``: every cell as written (table 1)."""
     if not path.is_file():
@@ -895,6 +914,8 @@ def render_report(run_dir: Path) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["estimate"] = _estimate_cell
+    environment.filters["breakable"] = _breakable_name
     template = environment.get_template("study.html.j2")
     return template.render(**_context(run_dir))
 

@@ -144,9 +144,16 @@ def checklist(summary: dict[str, Any], missing_share: float | None = None) -> li
         "12g": "Each row predicted only by models fitted without it (out-of-fold), averaged "
         "over repeats.",
         "13": "No resampling or reweighting: probabilities stay calibrated; the threshold is "
-        f"stated ({validation['threshold']:.3f}, {validation['threshold_source']}).",
-        "15": f"A probability (binary) or a risk score and survival curve (time-to-event); "
-        f"threshold {validation['threshold']:.3f} ({validation['threshold_source']}).",
+        f"stated ({validation['threshold']:.3f}, {validation['threshold_source']})."
+        if comparison["metric"] == "auc"
+        else "No resampling or reweighting of events; no probability threshold (a "
+        "time-to-event model is scored by the concordance of its risk score over time).",
+        "15": "A probability of the outcome; sensitivity, specificity and predictive values at "
+        f"threshold {validation['threshold']:.3f} ({validation['threshold_source']})."
+        if comparison["metric"] == "auc"
+        else "A risk score and a survival curve per row; no probability threshold: the risk "
+        "groups (low, intermediate, high) are split at the tertiles of the out-of-fold risk "
+        "scores.",
         "18f": "hepablate (open source); the study config is in study.yaml of this run.",
         "20a": f"{cohort['rows']} rows from {cohort['patients']} patients, "
         f"{cohort['events']} with the outcome; {endpoint['excluded_rows']} rows left out "

@@ -122,8 +122,8 @@ class ValidationScheme(_Strict):
     test_centres: tuple[str, ...] = ()
     seed: int = 1
     bootstrap: int = Field(default=1000, ge=100)
-    # Probability threshold for sensitivity, specificity, PPV and NPV; none = the outcome's
-    # prevalence in the analysed rows (stated in the report).
+    # Binary endpoints: the probability threshold for sensitivity, specificity, PPV and NPV;
+    # none = the outcome's prevalence in the analysed rows (stated in the report).
     threshold: float | None = Field(default=None, gt=0, lt=1)
     # Survival: the horizon of Uno's C and of the risk groups' table (months).
     horizon_months: float = Field(default=24.0, gt=0)

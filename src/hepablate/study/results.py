@@ -37,7 +37,14 @@ def _mean_prediction(run: ModelRun) -> np.ndarray:
     return _over_repeats(run.oof)
 
 
-def _threshold(result: StudyResult) -> tuple[float, str]:
+def _threshold(result: StudyResult) -> tuple[float | None, str]:
+    if result.data.survival:
+        # A time-to-event model gives a risk score, not a probability of one outcome: it is
+        # scored by concordance and time-dependent measures, never at a cut.
+        return None, (
+            "none: a time-to-event model gives a risk score, not a probability; its risk "
+            "groups are split at the tertiles of the out-of-fold risk scores"
+        )
     configured = result.config.validation.threshold
     if configured is not None:
         return configured, "study config"
@@ -280,9 +287,16 @@ def summarise(result: StudyResult) -> dict[str, Any]:
     survival = data.survival
     rows = np.arange(len(data.y))
     threshold, threshold_source = _threshold(result)
+
+    def score(run: ModelRun, rows: np.ndarray) -> dict[str, Any]:
+        if survival:
+            return _survival(result, run, rows)
+        assert threshold is not None  # a binary endpoint always has one
+        return _binary(result, run, rows, threshold)
+
     models: dict[str, Any] = {}
     for name, run in result.models.items():
-        scored = _survival(result, run, rows) if survival else _binary(result, run, rows, threshold)
+        scored = score(run, rows)
         values, sizes = _split_scores(result, run, data.y, result.splits)
         models[name] = {
             "kind": run.spec.kind,
@@ -298,12 +312,7 @@ def summarise(result: StudyResult) -> dict[str, Any]:
     if config.validation.scheme == "by_centre":
         for split in result.splits:
             by_centre[split.label] = {
-                name: (
-                    _survival(result, run, split.test)
-                    if survival
-                    else _binary(result, run, split.test, threshold)
-                )["metrics"]
-                for name, run in result.models.items()
+                name: score(run, split.test)["metrics"] for name, run in result.models.items()
             }
     frequency = selection_frequency(result)
     centres = Counter(data.centres.tolist())
