@@ -181,7 +181,7 @@ def test_a_failed_registration_is_refused_with_the_reason_never_exit_1(
     said = " ".join(allowed.stdout.split())
     assert re.search(r"WARNING SIM0001, registration: [^.]*liver Dice 0\.\d+ below 0\.85", said)
     assert "imputed the training median" in said  # the input check under the tumour
-    assert json.loads(out.read_text())["predictions"][0]["probability"] is not None
+    assert json.loads(out.read_text(encoding="utf-8"))["predictions"][0]["probability"] is not None
 
 
 @pytest.mark.slow

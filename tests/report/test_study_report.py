@@ -398,14 +398,18 @@ def test_survival_report_states_no_probability_threshold(
     assert validation["threshold_source"].startswith("none: a time-to-event model")
     text = _text(paths["report_html"].read_text(encoding="utf-8"))
     assert "prevalence" not in text and "probability threshold of" not in text
-    answers = {row[0]: row[4] for row in _rows(paths["report_html"].read_text(), "tripod")}
+    answers = {
+        row[0]: row[4] for row in _rows(paths["report_html"].read_text(encoding="utf-8"), "tripod")
+    }
     assert "no probability threshold" in answers["13"]
     assert answers["15"].startswith("A risk score and a survival curve per row; no probability")
 
     run_dir, data, paths = binary_run
     validation = _metrics(run_dir)["validation"]
     assert validation["threshold"] == pytest.approx(float(np.mean(data.events)))
-    answers = {row[0]: row[4] for row in _rows(paths["report_html"].read_text(), "tripod")}
+    answers = {
+        row[0]: row[4] for row in _rows(paths["report_html"].read_text(encoding="utf-8"), "tripod")
+    }
     assert f"threshold {validation['threshold']:.3f} (prevalence of the outcome" in answers["15"]
 
 

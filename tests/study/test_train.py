@@ -545,6 +545,9 @@ def test_ctrl_c_with_the_output_piped_says_what_is_kept_and_exits_130(
         text=True,
         encoding="utf-8",
         env=_environment(),
+        # As from a terminal: a shell that starts a job in the background (CI's, nohup) has it
+        # ignore SIGINT, and Python then keeps ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert run.stdout is not None
     first = run.stdout.readline()  # printed once the data are read, before the study runs
