@@ -47,7 +47,7 @@ THREADS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 pytest: install
 	$(THREADS) $(BIN)/python -m pytest -n auto --dist loadscope --durations=15
 
-# Issue acceptance checks too long for CI (tests marked `acceptance`; about 30 min on 2 cores).
+# Issue acceptance checks too long for CI (tests marked `acceptance`; about 40 min on 2 cores).
 acceptance: install
 	HEPABLATE_ACCEPTANCE=1 $(THREADS) $(BIN)/python -m pytest -n auto --dist loadscope -m acceptance
 

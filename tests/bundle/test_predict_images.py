@@ -34,7 +34,7 @@ SMALL_NETWORK: dict[str, list[Any]] = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance  # minutes: make acceptance (CI's 20-minute budget)
 def test_predict_on_a_new_virtual_patient_with_an_image_survival_bundle(tmp_path: Path) -> None:
     cohort_dir = tmp_path / "cohort"
     simulate_cohort(SimulationConfig(n=30, seed=7), cohort_dir, workers=2)

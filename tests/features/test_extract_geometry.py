@@ -39,7 +39,8 @@ def _pre_ct_only_patient(folder: Path) -> None:
         labels[(x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2 <= RADII[tumour] ** 2] = tumour
     liver = x <= CAPSULE_X
     vessels = (y - VESSEL_YX[0]) ** 2 + (x - VESSEL_YX[1]) ** 2 <= 2.5**2
-    ct = np.where(liver, 60, -100) + np.where(labels > 0, 40, 0) + np.where(vessels, 120, 0)
+    # fat beside the liver (a CT of a body has some tissue below -100 HU: validate checks it)
+    ct = np.where(liver, 60, -150) + np.where(labels > 0, 40, 0) + np.where(vessels, 120, 0)
     _write(ct, folder / "pre_ct.nii.gz", 16)
     _write(labels, folder / "pre_tumours.nii.gz", 8)
     _write(liver, folder / "liver.nii.gz", 8)

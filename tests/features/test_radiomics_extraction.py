@@ -126,6 +126,7 @@ def test_cache_reuses_unchanged_patients_and_resumes_a_killed_run(
     )
 
 
+@pytest.mark.acceptance  # minutes: make acceptance (CI's 20-minute budget)
 def test_dask_cluster_gives_the_local_table(virtual: Path, table: pd.DataFrame) -> None:
     from distributed import LocalCluster
 

@@ -117,7 +117,7 @@ def test_oracle_scores_on_a_subset(small_cohort: Path) -> None:
     assert everyone["rfs_c_index"] != subset["rfs_c_index"]
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance  # minutes: make acceptance (CI's 20-minute budget)
 def test_rates_of_a_200_patient_cohort_fall_in_the_target_ranges(tmp_path: Path) -> None:
     """Seed 1, as `hepablate simulate --n 200 --seed 1`, without images (same outcomes)."""
     simulate_cohort(SimulationConfig(n=200, seed=1, images=False), tmp_path / "c", workers=2)

@@ -106,7 +106,7 @@ def test_it_learns_from_the_image_and_the_table(fitted: dict[str, Any]) -> None:
     model.set_params(crops=fitted["crops"])
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance  # minutes: make acceptance (CI's 20-minute budget)
 def test_the_same_seed_gives_the_same_model(fitted: dict[str, Any]) -> None:
     again = MultimodalClassifier(crops=fitted["crops"], **FAST).fit(fitted["X"], fitted["y"])
     np.testing.assert_array_equal(
@@ -161,7 +161,7 @@ def test_a_patient_without_crops_is_named(tmp_path: Path) -> None:
         CropSource({"cache": None, "keys": {}})
 
 
-@pytest.mark.slow
+@pytest.mark.acceptance  # minutes: make acceptance (CI's 20-minute budget)
 def test_in_a_study_the_deep_model_is_compared_with_the_best_baseline(
     tmp_path: Path,
 ) -> None:
