@@ -150,11 +150,7 @@ def staged_dir(
     (``files``), every file under them (``paths``) and the entries it kept (``kept``).
     ``names``, when given, are all the entries the run may write (a check on the caller).
     """
-    out = _target(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(out.parent, f"cannot create the folder ({exc.strerror})") from exc
+    out = _target_with_parent(out)
     _recover(out)
     stage = _make_sibling(out, _PARTIAL, folder=True)
     try:
@@ -165,14 +161,20 @@ def staged_dir(
         raise
 
 
-@contextmanager
-def staged_file(out: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``out`` (same suffix); on success it replaces ``out``."""
+def _target_with_parent(out: Path) -> Path:
+    """``_target(out)``, with its parent folder created."""
     out = _target(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(out.parent, f"cannot create the folder ({exc.strerror})") from exc
+    return out
+
+
+@contextmanager
+def staged_file(out: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``out`` (same suffix); on success it replaces ``out``."""
+    out = _target_with_parent(out)
     _clean_stale_files(out)
     temporary = _make_sibling(out, _PARTIAL, folder=False)
     try:
