@@ -126,7 +126,6 @@ def test_metrics_json_holds_each_models_fit_time(features: Path) -> None:
     selection = summary["selection"]
     assert len(selection["per_split_seconds"]) == 3
     assert all(s > 0 for s in selection["per_split_seconds"])
-    assert summary["permutation"]["fit_seconds"][0] > 0
     # without the refit there is no refit time, and it says so
     assert (
         summarise(run_study(study_data(table, config), config, refit=False))["models"]["logistic"][

@@ -290,7 +290,6 @@ def _permutation(result: StudyResult) -> dict[str, Any] | None:
         "ci_contains_chance": [
             r["ci"] is not None and r["ci"][0] <= 0.5 <= r["ci"][1] for r in runs
         ],
-        "fit_seconds": [round(float(np.sum(p.run.fit_seconds)), 3) for p in result.permutations],
     }
 
 
