@@ -355,6 +355,24 @@ def test_binary_report_holds_every_figure_table_and_number(
     assert "method: univariate" in config_block
 
 
+def test_the_model_table_shows_each_models_fit_time(
+    binary_run: tuple[Path, StudyData, dict[str, Path]],
+) -> None:
+    run_dir, _, paths = binary_run
+    summary = _metrics(run_dir)
+    by_label = {
+        row[0]: row[1:] for row in _rows(paths["report_html"].read_text("utf-8"), "comparison")
+    }
+    splits = len(summary["validation"]["splits"])
+    cells = by_label[f"Fit time, s: all {splits} splits (per split)"]
+    ranking = summary["comparison"]["ranking"]
+    assert len(cells) == len(ranking)
+    for cell, name in zip(cells, ranking, strict=True):
+        time = summary["models"][name]["time"]
+        assert time["fit_seconds"] > 0
+        assert cell == f"{time['fit_seconds']:.1f} ({time['mean_split_seconds']:.2f})"
+
+
 def test_survival_report_has_kaplan_meier_td_auc_and_centres(
     survival_run: tuple[Path, StudyData, dict[str, Path]],
 ) -> None:

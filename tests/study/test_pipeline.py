@@ -44,6 +44,25 @@ def test_a_grid_of_several_points_is_searched_over_the_inner_folds() -> None:
     assert tuned.best_params_["C"] in (0.01, 1.0)
 
 
+@pytest.mark.parametrize("kind", ["mlp", "deep_surv", "deep_discrete", "multimodal"])
+def test_by_default_a_network_is_fitted_once_per_split_without_inner_folds(kind: str) -> None:
+    # An ensemble refitted per inner fold and candidate was most of a study's time (issue 16).
+    spec = ModelSpec(name="net", kind=kind)
+    tuned = make_tuned_model(spec, cv=[], seed=0, survival=kind != "mlp")
+    assert isinstance(tuned, Untuned)
+    if kind != "multimodal":
+        assert tuned.params == {"embedding": 0}
+        assert tuned.estimator.n_threads == 1
+
+
+def test_a_network_grid_the_user_gives_is_still_searched_over_inner_folds() -> None:
+    spec = ModelSpec(name="net", kind="deep_surv", grid={"embedding": [0, 8]})
+    folds = [(np.arange(40, 80), np.arange(40)), (np.arange(40), np.arange(40, 80))]
+    tuned = make_tuned_model(spec, cv=folds, seed=0, survival=True)
+    assert isinstance(tuned, GridSearchCV)
+    assert tuned.cv == folds
+
+
 def test_log_columns_are_log1p_then_imputed_and_standardised() -> None:
     X = pd.DataFrame({"afp": [1.0, 9.0, 99.0, np.nan, 999.0], "age": [50.0, 60, 70, 80, 90]})
     prepared = make_preparation(X, log=["afp"]).fit_transform(X)

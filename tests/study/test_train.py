@@ -21,6 +21,7 @@ from hepablate.features.extract import extract
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, StudyConfigError, run_study, study_data
 from hepablate.study import run as run_module
+from hepablate.study.results import ModelTime, summarise
 
 FAST: dict[str, Any] = {
     "name": "test study",
@@ -101,6 +102,37 @@ def test_train_writes_metrics_selection_and_predictions(features: Path, tmp_path
         assert scored["metrics"]["auc"]["value"] == pytest.approx(expected)
     assert (out / "study.yaml").is_file()
     assert "logistic" in result.output and "label permutation" in result.output
+
+
+def test_metrics_json_holds_each_models_fit_time(features: Path) -> None:
+    table = pd.read_parquet(features)
+    config = StudyConfig.model_validate(
+        {**FAST, "validation": {**FAST["validation"], "repeats": 1, "bootstrap": 100}}
+    )
+    result = run_study(study_data(table, config), config, refit=True)
+    summary = summarise(result)
+    splits = summary["validation"]["splits"]
+    assert len(splits) == 3
+    for name, scored in summary["models"].items():
+        time = scored["time"]
+        assert set(time) == set(ModelTime.__annotations__), name
+        assert len(time["per_split_seconds"]) == len(time["per_split_cpu_seconds"]) == 3
+        assert all(s > 0 for s in time["per_split_seconds"] + time["per_split_cpu_seconds"])
+        assert time["fit_seconds"] == pytest.approx(sum(time["per_split_seconds"]), abs=0.01)
+        assert time["mean_split_seconds"] == pytest.approx(time["fit_seconds"] / 3, abs=0.01)
+        assert time["fit_cpu_seconds"] > 0
+        assert time["refit_seconds"] > 0
+        assert time["per_split_seconds"] == [round(s, 3) for s in result.models[name].fit_seconds]
+    selection = summary["selection"]
+    assert len(selection["per_split_seconds"]) == 3
+    assert all(s > 0 for s in selection["per_split_seconds"])
+    # without the refit there is no refit time, and it says so
+    assert (
+        summarise(run_study(study_data(table, config), config, refit=False))["models"]["logistic"][
+            "time"
+        ]["refit_seconds"]
+        is None
+    )
 
 
 def test_with_shuffled_labels_the_auc_ci_contains_chance(features: Path) -> None:

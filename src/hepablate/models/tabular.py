@@ -16,8 +16,10 @@ network starts where a linear model is and the MLP learns what it misses. Heads:
 
 Training: AdamW on full batches (the tables are small), early stopping on 20% of the training
 rows held out (grouped by patient when the rows are indexed by (patient, tumour)), an ensemble
-of ``n_members`` seeded networks whose spread is the predictive uncertainty. Fitted state is
-saved without pickle (``to_state``: arrays for safetensors and a JSON config).
+of ``n_members`` seeded networks whose spread is the predictive uncertainty. One torch thread
+by default: on these small matrices a second thread only adds synchronisation, and on a busy
+2-core machine it made a fit 6 to 8 times slower (docs/benchmarks.md, "Time of a study").
+Fitted state is saved without pickle (``to_state``: arrays for safetensors and a JSON config).
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ class _TabularNetwork(BaseEstimator):  # type: ignore[misc]
         patience: int = 20,
         n_members: int = 5,
         seed: int = 0,
-        n_threads: int = 2,
+        n_threads: int = 1,
         embedding: int = 8,
         verbose: bool = False,
     ) -> None:
@@ -474,7 +476,7 @@ class DeepDiscreteTime(_SurvivalNetwork):
         patience: int = 20,
         n_members: int = 5,
         seed: int = 0,
-        n_threads: int = 2,
+        n_threads: int = 1,
         embedding: int = 8,
         verbose: bool = False,
     ) -> None:

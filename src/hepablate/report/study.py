@@ -624,7 +624,20 @@ def _comparison(summary: dict[str, Any], survival: bool) -> dict[str, Any]:
                 ],
             }
         )
+    rows.append(
+        {
+            "label": f"Fit time, s: all {len(summary['validation']['splits'])} splits (per split)",
+            "cells": [_fit_time(models[n].get("time")) for n in ranking],
+        }
+    )
     return {"columns": columns, "rows": rows}
+
+
+def _fit_time(time: dict[str, Any] | None) -> str:
+    """A model's seconds over the outer splits (tuning, fit, prediction), and per split."""
+    if not time:  # a metrics.json written before the times were recorded
+        return "-"
+    return f"{time['fit_seconds']:.1f} ({time['mean_split_seconds']:.2f})"
 
 
 def _per_repeat(summary: dict[str, Any]) -> list[dict[str, Any]]:

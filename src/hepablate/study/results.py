@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,40 @@ from hepablate.study.config import DEEP_MODELS
 from hepablate.study.run import ModelRun, Split, StudyResult
 from hepablate.validation import metrics as m
 
-__all__ = ["selection_frequency", "summarise", "write_outputs"]
+__all__ = ["ModelTime", "model_time", "selection_frequency", "summarise", "write_outputs"]
+
+
+class ModelTime(TypedDict):
+    """``metrics.json`` ``models.<name>.time``: what a model cost, in seconds.
+
+    A split's time is the model's tuning (grid search over the inner folds, or the one fit of
+    a one-point grid), its fit and the prediction of the test rows; the selection the models
+    share is timed apart (``selection.seconds``). Wall-clock time depends on what else runs on
+    the machine; CPU time is this process's, all its threads.
+    """
+
+    fit_seconds: float  # wall-clock, summed over the outer splits
+    fit_cpu_seconds: float  # CPU, summed over the outer splits
+    per_split_seconds: list[float]  # wall-clock, one per ``validation.splits``
+    per_split_cpu_seconds: list[float]
+    mean_split_seconds: float
+    refit_seconds: float | None  # the refit on all rows (for the bundle); None without it
+
+
+def _seconds(values: list[float]) -> list[float]:
+    return [round(float(v), 3) for v in values]
+
+
+def model_time(run: ModelRun) -> ModelTime:
+    """The ``time`` entry of a model in ``metrics.json``."""
+    return {
+        "fit_seconds": round(float(np.sum(run.fit_seconds)), 3),
+        "fit_cpu_seconds": round(float(np.sum(run.fit_cpu_seconds)), 3),
+        "per_split_seconds": _seconds(run.fit_seconds),
+        "per_split_cpu_seconds": _seconds(run.fit_cpu_seconds),
+        "mean_split_seconds": round(float(np.mean(run.fit_seconds)), 3) if run.fit_seconds else 0.0,
+        "refit_seconds": None if run.refit_seconds is None else round(run.refit_seconds, 3),
+    }
 
 
 def _over_repeats(values: np.ndarray) -> np.ndarray:
@@ -305,6 +338,7 @@ def summarise(result: StudyResult) -> dict[str, Any]:
             "fold_mean": fold_mean(values, sizes) if config.validation.scheme == "kfold" else None,
             "per_repeat": _per_repeat(result, run),
             "best_params": run.best_params,
+            "time": model_time(run),
         }
     ranking = sorted(models, key=lambda n: -(headline(models[n]["metrics"], survival) or 0.0))
     best = ranking[0]
@@ -354,6 +388,9 @@ def summarise(result: StudyResult) -> dict[str, Any]:
             "candidates_after_preparation": len(result.candidates),
             "outer_training_sets": len(result.selected),
             "selected_per_set": [len(s) for s in result.selected],
+            # Preparation and selection, per outer split (wall-clock; shared by the models).
+            "seconds": round(float(np.sum(result.selection_seconds)), 3),
+            "per_split_seconds": _seconds(result.selection_seconds),
             "top": frequency.head(30).to_dict(orient="records"),
         },
         "nomogram": None if survival else _nomogram(result),

@@ -13,6 +13,7 @@ C-index) should be 0.5 within its CI, or something leaks.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,12 @@ class ModelRun:
     # Survival: predicted survival at ``StudyResult.times`` (repeats x rows x times).
     survival: np.ndarray | None
     best_params: list[dict[str, Any]] = field(default_factory=list)
+    # Per outer split, the seconds of tuning (inner folds), fitting and predicting the test rows:
+    # wall-clock and CPU (this process, all its threads) time.
+    fit_seconds: list[float] = field(default_factory=list)
+    fit_cpu_seconds: list[float] = field(default_factory=list)
+    # The refit on all rows (``run_study(refit=True)``), wall-clock seconds.
+    refit_seconds: float | None = None
 
 
 @dataclass
@@ -80,6 +87,9 @@ class StudyResult:
     # Per outer split, categorical values of its test rows that its training rows lack
     # (one-hot encoded as all zeros).
     unseen: list[dict[str, Any]] = field(default_factory=list)
+    # Per outer split, the wall-clock seconds of preparation and selection (shared by the
+    # models that see the selected features).
+    selection_seconds: list[float] = field(default_factory=list)
 
 
 def outer_splits(data: StudyData, scheme: ValidationScheme) -> list[Split]:
@@ -212,6 +222,7 @@ def _validate(
     times: np.ndarray | None,
     step: Callable[[], None],
     unseen: list[dict[str, Any]] | None = None,
+    selection_seconds: list[float] | None = None,
 ) -> tuple[dict[str, ModelRun], list[list[str]], list[str]]:
     repeats = max(s.repeat for s in splits) + 1
     n = len(y)
@@ -235,6 +246,7 @@ def _validate(
             if columns:
                 unseen.append({"split": split.label, "columns": columns})
         inputs: dict[bool, tuple[pd.DataFrame, pd.DataFrame]] = {}
+        started = time.perf_counter()
         for clinical, needed in ((False, need_selected), (True, need_clinical)):
             if not needed:
                 continue
@@ -252,8 +264,11 @@ def _validate(
                 selected.append([str(c) for c in inputs[clinical][0].columns])
                 if not candidates:
                     candidates = [str(c) for c in pipeline[0].get_feature_names_out()]
+        if selection_seconds is not None:
+            selection_seconds.append(time.perf_counter() - started)
         for spec in models:
             train_Z, test_Z = inputs[spec.clinical_only]
+            wall, cpu = time.perf_counter(), time.process_time()
             prediction, survival, params, _ = _fit_predict(
                 spec,
                 train_Z,
@@ -266,6 +281,8 @@ def _validate(
                 times,
             )
             run = runs[spec.name]
+            run.fit_seconds.append(time.perf_counter() - wall)
+            run.fit_cpu_seconds.append(time.process_time() - cpu)
             run.oof[split.repeat, test] = prediction
             if survival is not None and run.survival is not None:
                 run.survival[split.repeat, test] = survival
@@ -275,11 +292,14 @@ def _validate(
 
 
 def _final_models(
-    data: StudyData, config: StudyConfig, models: tuple[ModelSpec, ...], times: np.ndarray | None
+    data: StudyData, config: StudyConfig, runs: dict[str, ModelRun], times: np.ndarray | None
 ) -> dict[str, Pipeline]:
-    """Every model refitted on all rows: selection, then the tuned model."""
+    """Every model refitted on all rows: selection, then the tuned model (the seconds of each
+    go into its run's ``refit_seconds``)."""
     final = {}
-    for spec in models:
+    for name, run in runs.items():
+        spec = run.spec
+        started = time.perf_counter()
         pipeline = _prepare(data, config, spec.clinical_only)
         X = data.X[data.clinical] if spec.clinical_only else data.X
         fit_selection(pipeline, X, data.y, data.groups)
@@ -287,7 +307,8 @@ def _final_models(
         _, _, _, model = _fit_predict(
             spec, Z, Z.iloc[:1], data.y, data.events, data.groups, data, config, times
         )
-        final[spec.name] = Pipeline([*pipeline.steps, ("model", model)])
+        final[name] = Pipeline([*pipeline.steps, ("model", model)])
+        run.refit_seconds = time.perf_counter() - started
     return final
 
 
@@ -330,8 +351,9 @@ def _run(
     first_repeat = [s for s in splits if s.repeat == 0]
     permuted = [m for m in models if not m.clinical_only][:1] or list(models[:1])
     unseen: list[dict[str, Any]] = []
+    selection_seconds: list[float] = []
     runs, selected, candidates = _validate(
-        data, data.y, config, models, splits, times, step, unseen
+        data, data.y, config, models, splits, times, step, unseen, selection_seconds
     )
     permutations = []
     rng = np.random.default_rng(config.validation.seed)
@@ -343,9 +365,19 @@ def _run(
         permutations.append(
             PermutationRun(permuted[0].name, shuffled, permuted_runs[permuted[0].name])
         )
-    final = _final_models(data, config, models, times) if refit else {}
+    final = _final_models(data, config, runs, times) if refit else {}
     if refit:
         step()
     return StudyResult(
-        config, data, splits, runs, selected, candidates, times, permutations, final, unseen
+        config,
+        data,
+        splits,
+        runs,
+        selected,
+        candidates,
+        times,
+        permutations,
+        final,
+        unseen,
+        selection_seconds,
     )
