@@ -104,6 +104,43 @@ def test_calibration_intercept_and_slope() -> None:
     assert bad["calibration_slope"]["value"] == pytest.approx(0.5, abs=0.08)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_calibration_fits_equal_statsmodels_glm(seed: int) -> None:
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(seed)
+    p = rng.beta(1, 4, 150)
+    y = (rng.uniform(size=150) < np.clip(1.4 * p, 0, 1)).astype(int)
+    lp = np.log(p / (1 - p))
+    binomial = sm.families.Binomial()
+    intercept = sm.GLM(y, np.ones((150, 1)), family=binomial, offset=lp).fit().params[0]
+    slope = sm.GLM(y, sm.add_constant(lp), family=binomial).fit().params[1]
+    got = m.binary_metrics(y, p, np.arange(150), threshold=0.3, n_bootstrap=0)
+    assert got["calibration_intercept"]["value"] == pytest.approx(intercept, abs=1e-7)
+    assert got["calibration_slope"]["value"] == pytest.approx(slope, abs=1e-7)
+    assert got["auc"]["value"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert got["brier"]["value"] == pytest.approx(np.mean((p - y) ** 2), abs=1e-12)
+
+
+def test_calibration_with_extreme_predictions_converges_or_is_undefined() -> None:
+    # p of exactly 0 and 1 (clipped to 1e-6) on the wrong side: the intercept still exists;
+    # the classes overlapping at one tied score (quasi-separation) leave no finite slope.
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 0])
+    p = np.array([0.0, 0.1, 0.6, 0.6, 0.6, 0.6, 1.0, 1.0])
+    got = m.binary_metrics(y, p, np.arange(8), threshold=0.5, n_bootstrap=0)
+    assert got["calibration_intercept"]["value"] is not None
+    assert abs(got["calibration_intercept"]["value"]) < 20
+    tied = m.binary_metrics(
+        np.array([0, 0, 1, 0, 1, 1]),
+        np.array([0.1, 0.2, 0.4, 0.4, 0.7, 0.8]),
+        np.arange(6),
+        threshold=0.5,
+        n_bootstrap=0,
+    )
+    assert tied["calibration_slope"]["value"] is None
+    assert tied["calibration_intercept"]["value"] is not None
+
+
 def test_calibration_slope_is_undefined_when_the_prediction_separates_the_classes() -> None:
     y = np.array([0, 0, 0, 1, 1, 1])
     p = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
+from scipy import special, stats
+from sklearn.metrics import roc_curve
 
 __all__ = [
     "binary_metrics",
@@ -110,37 +110,76 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.asarray(np.log(p / (1 - p)))
 
 
+def _logistic_fit(
+    y: np.ndarray, design: np.ndarray, offset: np.ndarray | None
+) -> np.ndarray | None:
+    """Maximum-likelihood coefficients of a logistic GLM, or None when they do not converge.
+
+    Newton-Raphson with step halving (the log-likelihood is concave, so a halved step that
+    does not lower it always exists): a few 1-2 column fits per bootstrap resample, where a
+    general GLM library's set-up cost was 40% of a study's time.
+    """
+    eta_offset = np.zeros(len(y)) if offset is None else offset
+
+    def loglik(beta: np.ndarray) -> float:
+        eta = design @ beta + eta_offset
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+
+    beta = np.zeros(design.shape[1])
+    current = loglik(beta)
+    for _ in range(200):
+        mu = special.expit(design @ beta + eta_offset)
+        hessian = design.T @ (design * (mu * (1.0 - mu))[:, None])
+        try:
+            step = np.linalg.solve(hessian, design.T @ (y - mu))
+        except np.linalg.LinAlgError:
+            return None
+        if not np.isfinite(step).all():
+            return None
+        for _ in range(50):
+            candidate = loglik(beta + step)
+            if candidate >= current - 1e-12 * abs(current):
+                break
+            step = step / 2
+        beta, current = beta + step, candidate
+        if np.max(np.abs(step)) < 1e-10 * (1.0 + np.max(np.abs(beta))):
+            return beta
+    return None
+
+
+def _separates(y: np.ndarray, score: np.ndarray) -> bool:
+    """Whether ``score`` separates the classes (completely or quasi-completely: the two sets of
+    scores overlap at most at one tied value), when a logistic slope on it has no finite MLE."""
+    low, high = score[y == 0], score[y == 1]
+    return bool(low.max() <= high.min() or high.max() <= low.min())
+
+
 def _calibration(y: np.ndarray, p: np.ndarray) -> tuple[float | None, float | None]:
     """Calibration-in-the-large (logistic GLM of y on an intercept with offset logit(p)) and
     calibration slope (coefficient of logit(p) in a logistic GLM of y on logit(p)); None with
     one class, or for the slope when logit(p) separates the classes (no finite estimate)."""
-    import statsmodels.api as sm
-    from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
-
     if len(np.unique(y)) < 2:
         return None, None
     lp = _logit(p)
-    designs = {
-        "intercept": (np.ones((len(y), 1)), lp, 0),
-        "slope": (sm.add_constant(lp, has_constant="add"), None, 1),
-    }
-    fitted: dict[str, float | None] = {}
-    for name, (design, offset, column) in designs.items():
-        fitted[name] = None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("error", PerfectSeparationWarning)
-            try:
-                model = sm.GLM(y, design, family=sm.families.Binomial(), offset=offset)
-                fitted[name] = _float(model.fit().params[column])
-            except (
-                ValueError,
-                np.linalg.LinAlgError,
-                PerfectSeparationError,
-                PerfectSeparationWarning,
-            ):
-                pass
-    return fitted["intercept"], fitted["slope"]
+    yf = y.astype(float)
+    intercept = _logistic_fit(yf, np.ones((len(y), 1)), lp)
+    slope = None
+    if not _separates(y, lp):
+        slope = _logistic_fit(yf, np.column_stack([np.ones(len(y)), lp]), None)
+    return (
+        None if intercept is None else _float(intercept[0]),
+        None if slope is None else _float(slope[1]),
+    )
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    """The area under the ROC curve as the Mann-Whitney statistic on midranks (ties count one
+    half), what sklearn's ``roc_auc_score`` gives, without its input checks on each resample."""
+    ranks = stats.rankdata(p)
+    positives = y == 1
+    n1 = int(positives.sum())
+    n0 = len(y) - n1
+    return float((ranks[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _confusion(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float | None]:
@@ -199,9 +238,9 @@ def binary_metrics(
         both = len(np.unique(yy)) == 2
         intercept, slope = _calibration(yy, pp)
         return {
-            "auc": float(roc_auc_score(yy, pp)) if both else None,
+            "auc": _auc(yy, pp) if both else None,
             **_confusion(yy, pp, threshold),
-            "brier": float(brier_score_loss(yy, pp, labels=[0, 1])) if len(yy) else None,
+            "brier": float(np.mean((pp - yy) ** 2)) if len(yy) else None,
             "calibration_intercept": intercept,
             "calibration_slope": slope,
         }
