@@ -176,8 +176,8 @@ def test_no_fit_ever_sees_a_test_patient(features: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(run_module, "fit_selection", spy_selection)
     monkeypatch.setattr(run_module, "make_tuned_model", spy_tuned)
     table = pd.read_parquet(features)
-    config = StudyConfig.model_validate(
-        {**FAST, "validation": {**FAST["validation"], "permutations": 0}}
+    config = StudyConfig.model_validate(  # in this process, where the spies are
+        {**FAST, "validation": {**FAST["validation"], "permutations": 0}, "workers": 1}
     )
     data = study_data(table, config)
     splits = run_module.outer_splits(data, config.validation)
@@ -192,6 +192,26 @@ def test_no_fit_ever_sees_a_test_patient(features: Path, monkeypatch: pytest.Mon
             assert not fitted & test_patients
             assert fitted == train_patients
     assert tuned_rows == [len(s.train) for s in splits for _ in range(2)]
+
+
+def test_the_splits_in_worker_processes_give_what_one_process_gives(features: Path) -> None:
+    from hepablate.study.results import summarise
+
+    table = pd.read_parquet(features)
+    summaries = []
+    for workers in (1, 2):
+        config = StudyConfig.model_validate(
+            {**FAST, "validation": {**FAST["validation"], "repeats": 1}, "workers": workers}
+        )
+        result = run_study(study_data(table, config), config, refit=False)
+        summaries.append((summarise(result), result))
+    (one, one_result), (two, two_result) = summaries
+    for name in one_result.models:
+        np.testing.assert_array_equal(one_result.models[name].oof, two_result.models[name].oof)
+        assert one_result.models[name].best_params == two_result.models[name].best_params
+        assert one["models"][name]["metrics"] == two["models"][name]["metrics"]
+    assert one_result.selected == two_result.selected
+    assert one["permutation"]["runs"] == two["permutation"]["runs"]
 
 
 def test_outer_folds_never_split_a_patient_and_repeats_differ(features: Path) -> None:

@@ -13,9 +13,11 @@ C-index) should be 0.5 within its CI, or something leaks.
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +37,15 @@ from hepablate.study.pipeline import (
     unknown_categories_quiet,
 )
 
-__all__ = ["ModelRun", "PermutationRun", "Split", "StudyResult", "outer_splits", "run_study"]
+__all__ = [
+    "ModelRun",
+    "PermutationRun",
+    "Split",
+    "StudyResult",
+    "outer_splits",
+    "run_study",
+    "study_workers",
+]
 
 
 @dataclass(frozen=True)
@@ -213,6 +223,134 @@ def unseen_categories(X: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> d
     return found
 
 
+@dataclass
+class _SplitOutcome:
+    """What one outer split gives: per model its test predictions, survival curves, tuned
+    parameters and seconds (wall, CPU); the selected columns and the selection's seconds."""
+
+    fits: dict[str, tuple[np.ndarray, np.ndarray | None, dict[str, Any], float, float]]
+    selected: list[str] | None
+    candidates: list[str]
+    selection_seconds: float
+    unseen: dict[str, Any]
+    # The warnings the split raised (category, message, file, line), raised again by the
+    # caller's process, where a worker's would otherwise be lost.
+    warnings: list[tuple[type[Warning], str, str, int]] = field(default_factory=list)
+
+
+def _one_split(
+    data: StudyData,
+    y: np.ndarray,
+    config: StudyConfig,
+    models: tuple[ModelSpec, ...],
+    split: Split,
+    times: np.ndarray | None,
+) -> _SplitOutcome:
+    """Selection fitted on the split's training rows, then every model tuned, fitted and
+    predicted on its test rows; the same in this process or a worker."""
+    train, test = split.train, split.test
+    events = y["event"] if data.survival else y.astype(bool)
+    need_clinical = any(m.clinical_only for m in models)
+    need_selected = any(not m.clinical_only for m in models)
+    inputs: dict[bool, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    selected: list[str] | None = None
+    candidates: list[str] = []
+    started = time.perf_counter()
+    with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for clinical, needed in ((False, need_selected), (True, need_clinical)):
+            if not needed:
+                continue
+            if clinical and not data.clinical:
+                raise StudyConfigError(
+                    "a clinical-only model needs clinical columns (features.clinical)"
+                )
+            pipeline = _prepare(data, config, clinical)
+            X = data.X[data.clinical] if clinical else data.X
+            fit_selection(pipeline, X.iloc[train], y[train], data.groups[train])
+            with unknown_categories_quiet():  # recorded per split in StudyResult.unseen
+                tested = pipeline.transform(X.iloc[test])
+            inputs[clinical] = (pipeline.transform(X.iloc[train]), tested)
+            if not clinical:
+                selected = [str(c) for c in inputs[clinical][0].columns]
+                candidates = [str(c) for c in pipeline[0].get_feature_names_out()]
+        selection_seconds = time.perf_counter() - started
+        fits = {}
+        for spec in models:
+            train_Z, test_Z = inputs[spec.clinical_only]
+            wall, cpu = time.perf_counter(), time.process_time()
+            prediction, survival, params, _ = _fit_predict(
+                spec,
+                train_Z,
+                test_Z,
+                y[train],
+                events[train],
+                data.groups[train],
+                data,
+                config,
+                times,
+            )
+            fits[spec.name] = (
+                prediction,
+                survival,
+                params,
+                time.perf_counter() - wall,
+                time.process_time() - cpu,
+            )
+    return _SplitOutcome(
+        fits,
+        selected,
+        candidates,
+        selection_seconds,
+        unseen_categories(data.X, train, test),
+        [(w.category, str(w.message), w.filename, w.lineno) for w in caught],
+    )
+
+
+def study_workers(config: StudyConfig, tasks: int) -> int:
+    """Worker processes for the outer splits: ``config.workers``, 0 for all cores; never more
+    than there are tasks."""
+    return max(1, min(config.workers or os.cpu_count() or 1, tasks))
+
+
+def _map_splits(
+    data: StudyData,
+    y: np.ndarray,
+    config: StudyConfig,
+    models: tuple[ModelSpec, ...],
+    splits: list[Split],
+    times: np.ndarray | None,
+    step: Callable[[], None],
+) -> list[_SplitOutcome]:
+    """Every split's outcome, in split order; with several workers, the splits run in worker
+    processes (joblib's loky pool: started once, reused by later studies of this process) and
+    ``step`` is called as each one finishes. Each split is seeded by the config alone, so the
+    outcomes do not depend on the number of workers."""
+    workers = study_workers(config, len(splits))
+    if workers == 1:
+        outcomes = []
+        for split in splits:
+            outcomes.append(_one_split(data, y, config, models, split, times))
+            step()
+        return outcomes
+    from joblib import Parallel, delayed
+
+    shipped = replace(data, table=None)  # the report's copy of the rows stays here
+    results: dict[int, _SplitOutcome] = {}
+    jobs = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
+        delayed(_indexed)(i, shipped, y, config, models, split, times)
+        for i, split in enumerate(splits)
+    )
+    for i, outcome in jobs:
+        results[i] = outcome
+        step()
+    return [results[i] for i in range(len(splits))]
+
+
+def _indexed(i: int, *args: Any) -> tuple[int, _SplitOutcome]:
+    return i, _one_split(*args)
+
+
 def _validate(
     data: StudyData,
     y: np.ndarray,
@@ -234,60 +372,28 @@ def _validate(
         )
         for m in models
     }
-    events = y["event"] if data.survival else y.astype(bool)
     selected: list[list[str]] = []
     candidates: list[str] = []
-    need_clinical = any(m.clinical_only for m in models)
-    need_selected = any(not m.clinical_only for m in models)
-    for split in splits:
-        train, test = split.train, split.test
-        if unseen is not None:
-            columns = unseen_categories(data.X, train, test)
-            if columns:
-                unseen.append({"split": split.label, "columns": columns})
-        inputs: dict[bool, tuple[pd.DataFrame, pd.DataFrame]] = {}
-        started = time.perf_counter()
-        for clinical, needed in ((False, need_selected), (True, need_clinical)):
-            if not needed:
-                continue
-            if clinical and not data.clinical:
-                raise StudyConfigError(
-                    "a clinical-only model needs clinical columns (features.clinical)"
-                )
-            pipeline = _prepare(data, config, clinical)
-            X = data.X[data.clinical] if clinical else data.X
-            fit_selection(pipeline, X.iloc[train], y[train], data.groups[train])
-            with unknown_categories_quiet():  # recorded per split in StudyResult.unseen
-                tested = pipeline.transform(X.iloc[test])
-            inputs[clinical] = (pipeline.transform(X.iloc[train]), tested)
-            if not clinical:
-                selected.append([str(c) for c in inputs[clinical][0].columns])
-                if not candidates:
-                    candidates = [str(c) for c in pipeline[0].get_feature_names_out()]
+    outcomes = _map_splits(data, y, config, models, splits, times, step)
+    registry: dict[Any, Any] = {}  # "default" filters then show a warning once per study
+    for split, outcome in zip(splits, outcomes, strict=True):
+        for category, message, filename, lineno in outcome.warnings:
+            warnings.warn_explicit(message, category, filename, lineno, registry=registry)
+        if unseen is not None and outcome.unseen:
+            unseen.append({"split": split.label, "columns": outcome.unseen})
+        if outcome.selected is not None:
+            selected.append(outcome.selected)
+            candidates = candidates or outcome.candidates
         if selection_seconds is not None:
-            selection_seconds.append(time.perf_counter() - started)
-        for spec in models:
-            train_Z, test_Z = inputs[spec.clinical_only]
-            wall, cpu = time.perf_counter(), time.process_time()
-            prediction, survival, params, _ = _fit_predict(
-                spec,
-                train_Z,
-                test_Z,
-                y[train],
-                events[train],
-                data.groups[train],
-                data,
-                config,
-                times,
-            )
-            run = runs[spec.name]
-            run.fit_seconds.append(time.perf_counter() - wall)
-            run.fit_cpu_seconds.append(time.process_time() - cpu)
-            run.oof[split.repeat, test] = prediction
+            selection_seconds.append(outcome.selection_seconds)
+        for name, (prediction, survival, params, wall, cpu) in outcome.fits.items():
+            run = runs[name]
+            run.fit_seconds.append(wall)
+            run.fit_cpu_seconds.append(cpu)
+            run.oof[split.repeat, split.test] = prediction
             if survival is not None and run.survival is not None:
-                run.survival[split.repeat, test] = survival
+                run.survival[split.repeat, split.test] = survival
             run.best_params.append(params)
-        step()
     return runs, selected, candidates
 
 
