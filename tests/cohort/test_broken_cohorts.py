@@ -694,3 +694,48 @@ def test_an_endpoint_without_events_is_a_warning_naming_it(cohort_copy: Path) ->
         "trained or validated on it",
     }
     assert {(w.file, w.field) for w in warned.values()} == {("tumours.csv", "ltp_event")}
+
+
+def _ct_only_cohort(root: Path, cohort_copy: Path, *, tumours: bool) -> Path:
+    """One patient with a pre-ablation CT and no tumour mask; with or without a tumours table."""
+    (root / "images" / "P01").mkdir(parents=True)
+    ct = cohort_copy / "images" / "P01" / "pre_ct.nii.gz"
+    (root / "images" / "P01" / "pre_ct.nii.gz").write_bytes(ct.read_bytes())
+    (root / "patients.csv").write_text("patient_id,age\nP01,61\n", encoding="utf-8")
+    tables = "  patients:\n    file: patients.csv\n    columns:\n"
+    tables += "      patient_id: {role: id, type: string}\n"
+    tables += "      age: {role: predictor, type: integer, unit: years, range: [18, 100]}\n"
+    if tumours:
+        (root / "tumours.csv").write_text("patient_id,tumour_id\nP01,1\n", encoding="utf-8")
+        tables += "  tumours:\n    file: tumours.csv\n    columns:\n"
+        tables += "      patient_id: {role: patient_id, type: string}\n"
+        tables += "      tumour_id: {role: id, type: integer}\n"
+    (root / "cohort.yaml").write_text(
+        "format_version: 1\nname: CT only\ntables:\n"
+        + tables
+        + "images:\n  directory: images\n  scans:\n    pre_ct: {modality: CT}\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("tumours", "code", "text"),
+    [
+        (False, "schema.images_without_tumours", "there is no tumours table"),
+        (True, "schema.images_without_tumour_mask", "no mask has labels: tumour_id"),
+    ],
+)
+def test_images_extraction_cannot_measure_are_a_warning(
+    tmp_path: Path, cohort_copy: Path, tumours: bool, code: str, text: str
+) -> None:
+    root = _ct_only_cohort(tmp_path / "ct_only", cohort_copy, tumours=tumours)
+
+    report = validate_cohort(root)
+
+    assert report.ok, [p.message for p in report.errors]
+    [warning] = [w for w in report.warnings if w.code == code]
+    assert text in warning.message and "no geometry, radiomics or crops" in warning.message
+    assert warning.file == "cohort.yaml"
+    other = "schema.images_without_tumour_mask" if not tumours else "schema.images_without_tumours"
+    assert not [w for w in report.warnings if w.code == other]

@@ -91,6 +91,7 @@ def _inspect(
     if schema is None:
         return report, None
 
+    _warn_images_without_tumours(schema, report)
     patients = _check_table(root, "patients", schema.tables.patients, schema, report)
     tumours = None
     if schema.tables.tumours is not None:
@@ -132,6 +133,28 @@ def _inspect(
                 endpoint, report.summary["endpoints"][endpoint.name], schema, report
             )
     return report, cohort
+
+
+def _warn_images_without_tumours(schema: CohortSchema, report: ValidationReport) -> None:
+    """Images that extraction cannot measure: without a tumours table, or without a mask
+    labelled by tumour, a FeatureTable has clinical columns only."""
+    if schema.images is None:
+        return
+    if schema.tables.tumours is None:
+        report.warning(
+            "schema.images_without_tumours",
+            "images are declared but there is no tumours table: `hepablate extract` will give "
+            "the clinical columns only (no geometry, radiomics or crops, which need a tumours "
+            "table and a tumour mask labelled by tumour_id)",
+            file=SCHEMA_FILE,
+        )
+    elif not any(m.labels == "tumour_id" for m in schema.images.masks.values()):
+        report.warning(
+            "schema.images_without_tumour_mask",
+            "no mask has labels: tumour_id: `hepablate extract` will measure no tumour "
+            "(no geometry, radiomics or crops; declare the tumour mask, e.g. pre_tumours)",
+            file=SCHEMA_FILE,
+        )
 
 
 def _warn_single_outcome(
