@@ -40,9 +40,10 @@ FAST: dict[str, Any] = {
 
 
 def _cohort(
-    root: Path, n: int, seed: int, survival: bool = False
+    root: Path, n: int, seed: int, survival: bool = False, pre_only: bool = False
 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
-    """``survival``: y is (event, time) with a hazard exp(risk) instead of a binary label."""
+    """``survival``: y is (event, time) with a hazard exp(risk) instead of a binary label;
+    ``pre_only``: no post crop (a pre-treatment cohort)."""
     rng = np.random.default_rng(seed)
     cache = FeatureCache(root)
     blob = np.zeros((SIZE, SIZE, SIZE), dtype=np.float32)
@@ -62,6 +63,8 @@ def _cohort(
         ct = 60.0 + 60.0 * intensity[i] * blob + noise  # HU: the window keeps the contrast
         channels = np.stack([ct, blob, blob])
         crops = {"1_pre": channels, "1_post": channels[[0, 2, 1]]}
+        if pre_only:
+            del crops["1_post"]
         keys[patient] = f"k{i}"
         cache.put(patient, f"k{i}", PatientResult(rows={1: {}}, crops=crops))
         index.append((patient, 1))
@@ -159,6 +162,28 @@ def test_a_patient_without_crops_is_named(tmp_path: Path) -> None:
         source.load("P9", 1)
     with pytest.raises(ValueError, match="no crops on disk"):
         CropSource({"cache": None, "keys": {}})
+
+
+def test_on_a_pre_treatment_cohort_it_learns_from_the_pre_crops(
+    tmp_path: Path, fitted: dict[str, Any]
+) -> None:
+    X, y, crops = _cohort(tmp_path / "train", 100, seed=3, pre_only=True)
+    X_test, y_test, crops_test = _cohort(tmp_path / "test", 50, seed=4, pre_only=True)
+    model = MultimodalClassifier(crops=crops, **{**FAST, "n_members": 1}).fit(X, y)
+    assert model.phases_ == ("pre",)
+    assert model.crop_shape_ == (3, SIZE, SIZE, SIZE)
+    model.set_params(crops=crops_test)
+    assert roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]) > 0.75
+    tensors, config = model.to_state()
+    again = MultimodalClassifier.from_state(tensors, config).set_params(crops=crops_test)
+    assert again.phases_ == ("pre",)
+    np.testing.assert_allclose(again.predict_proba(X_test), model.predict_proba(X_test))
+    # the model of the pre and post crops names what a pre-treatment patient lacks
+    both = fitted["model"]
+    assert both.phases_ == ("pre", "post")
+    both = MultimodalClassifier.from_state(*both.to_state()).set_params(crops=crops_test)
+    with pytest.raises(KeyError, match=r"patient P000, tumour 1: no post crop"):
+        both.predict_proba(X_test)
 
 
 @pytest.mark.acceptance  # minutes: make acceptance (CI's 20-minute budget)

@@ -2,7 +2,8 @@
 
 The image branch is a MONAI ``Regressor`` (residual convolutions, stride 2) over the six crop
 channels of a tumour (``hepablate.features.crops``: pre CT, tumour and ablation-zone masks in
-the pre frame; post CT, zone and tumour in the post frame sampled through the registration),
+the pre frame; post CT, zone and tumour in the post frame sampled through the registration;
+the three pre channels alone when a training tumour has no post crop, a pre-treatment cohort),
 32³ voxels of 2 mm by default: what trains on two CPU cores. It yields an embedding (the
 ``deep.*`` columns of :meth:`MultimodalClassifier.embed`), concatenated with a small dense
 branch over the tabular features; a linear head gives the output, added to a linear ("wide")
@@ -63,13 +64,19 @@ __all__ = ["CropSource", "MultimodalClassifier", "MultimodalSurvival"]
 
 # CT channels are windowed to soft tissue and scaled to about [-1, 1]; masks stay 0/1.
 _HU_WINDOW = (-100.0, 250.0)
-_CT_CHANNELS = (0, 3)
+# The crops of a tumour: before ablation (always) and after (when a post CT exists).
+PHASES = ("pre", "post")
 # Rows per forward pass when predicting, embedding or computing the Breslow baseline.
 INFERENCE_BATCH = 256
 
 
 class CropSource:
-    """The crops of a FeatureTable: its cache folder and each patient's cache key."""
+    """The crops of a FeatureTable: its cache folder and each patient's cache key.
+
+    A tumour has a ``pre`` crop (pre CT, tumour and zone masks) and, when a post-ablation CT
+    with a registered zone exists, a ``post`` crop: a model uses the phases every one of its
+    training tumours has (``PHASES``, or the pre crop alone on a pre-treatment cohort).
+    """
 
     def __init__(self, info: dict[str, Any]) -> None:
         if not info.get("cache"):
@@ -80,28 +87,69 @@ class CropSource:
         self.cache = FeatureCache(Path(info["cache"]))
         self.keys: dict[str, str] = dict(info.get("keys") or {})
 
-    def load(self, patient: str, tumour: int) -> np.ndarray:
-        """The tumour's six channels (pre, then post), float32, CT windowed and scaled."""
+    def _patient(self, patient: str) -> dict[str, np.ndarray]:
+        """Every crop of the patient, checked against the cache entry's checksums."""
         key = self.keys.get(str(patient))
         if key is None:
             raise KeyError(f"patient {patient}: no crops in the FeatureTable's cache")
-        path = self.cache.crops_path(str(patient), key)
-        with np.load(path, allow_pickle=False) as archive:
-            names = [f"{tumour}_pre", f"{tumour}_post"]
-            missing = [n for n in names if n not in archive.files]
-            if missing:
-                raise KeyError(f"patient {patient}, tumour {tumour}: no crop in {path}")
-            image = np.concatenate([archive[n] for n in names]).astype(np.float32)
+        return self.cache.read_crops(str(patient), key)
+
+    def phases(self, index: pd.Index) -> tuple[str, ...]:
+        """The crop phases every tumour of ``index`` has: ``PHASES``, or ``("pre",)`` when some
+        tumour has no post crop (not ablated yet, or no registered zone)."""
+        patients: dict[str, list[int]] = {}
+        for patient, tumour in _tumours(index):
+            patients.setdefault(patient, []).append(tumour)
+        for patient, tumours in patients.items():
+            crops = self._patient(patient)
+            for tumour in tumours:
+                if f"{tumour}_pre" not in crops:
+                    raise KeyError(f"patient {patient}, tumour {tumour}: no pre crop")
+                if f"{tumour}_post" not in crops:
+                    return ("pre",)
+        return PHASES
+
+    def load(
+        self, patient: str, tumour: int, phases: tuple[str, ...] = ("pre", "post")
+    ) -> np.ndarray:
+        """The tumour's channels (three per phase, in ``phases`` order), float32, the CT of each
+        phase windowed and scaled."""
+        return self._channels(self._patient(patient), patient, tumour, phases)
+
+    def _channels(
+        self, crops: dict[str, np.ndarray], patient: str, tumour: int, phases: tuple[str, ...]
+    ) -> np.ndarray:
+        names = [f"{tumour}_{phase}" for phase in phases]
+        missing = [phase for phase, n in zip(phases, names, strict=True) if n not in crops]
+        if missing:
+            raise KeyError(
+                f"patient {patient}, tumour {tumour}: no {' or '.join(missing)} crop (the "
+                f"model reads the {' and '.join(phases)} crops)"
+            )
+        image = np.concatenate([crops[n] for n in names]).astype(np.float32)
         low, high = _HU_WINDOW
-        for channel in _CT_CHANNELS:
-            ct = np.clip(image[channel], low, high)
-            image[channel] = (ct - (low + high) / 2) / ((high - low) / 2)
+        for block in range(len(phases)):  # each phase's first channel is its CT
+            ct = np.clip(image[3 * block], low, high)
+            image[3 * block] = (ct - (low + high) / 2) / ((high - low) / 2)
         return image
 
-    def stack(self, index: pd.Index) -> np.ndarray:
-        if not isinstance(index, pd.MultiIndex) or index.nlevels != 2:
-            raise ValueError("the multimodal model needs rows indexed by (patient, tumour)")
-        return np.stack([self.load(str(p), int(t)) for p, t in index])
+    def stack(self, index: pd.Index, phases: tuple[str, ...] = ("pre", "post")) -> np.ndarray:
+        """The crops of every (patient, tumour) of ``index``, in its order; each patient's
+        crops file is read (and verified) once."""
+        rows = _tumours(index)
+        read: dict[str, dict[str, np.ndarray]] = {}
+        images = []
+        for patient, tumour in rows:
+            if patient not in read:
+                read[patient] = self._patient(patient)
+            images.append(self._channels(read[patient], patient, tumour, phases))
+        return np.stack(images)
+
+
+def _tumours(index: pd.Index) -> list[tuple[str, int]]:
+    if not isinstance(index, pd.MultiIndex) or index.nlevels != 2:
+        raise ValueError("the multimodal model needs rows indexed by (patient, tumour)")
+    return [(str(p), int(t)) for p, t in index]
 
 
 class _Network(nn.Module):
@@ -187,7 +235,7 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
     def _images(self, X: pd.DataFrame) -> np.ndarray:
         if self.crops is None:
             raise ValueError("MultimodalClassifier needs `crops` (the FeatureTable's crop info)")
-        return CropSource(self.crops).stack(X.index)
+        return CropSource(self.crops).stack(X.index, self.phases_)
 
     # --- fitting ----------------------------------------------------------------------------
 
@@ -201,6 +249,9 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
         filled = np.where(np.isnan(numeric), self.medians_, numeric)
         self.means_ = filled.mean(axis=0)
         self.scales_ = np.where(filled.std(axis=0) > 0, filled.std(axis=0), 1.0)
+        if self.crops is None:
+            raise ValueError(f"{type(self).__name__} needs `crops` (the FeatureTable's crop info)")
+        self.phases_ = CropSource(self.crops).phases(X.index)
         images = self._images(X)
         self.crop_shape_ = tuple(int(s) for s in images.shape[1:])
         groups = X.index.get_level_values(0).astype(str).to_numpy()
@@ -284,8 +335,9 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
                 image = images[batch]
                 if self.augment:
                     image = np.stack([np.asarray(augment(i)) for i in image])
-                    noise = rng.normal(0.0, 0.05, size=image[:, _CT_CHANNELS].shape)
-                    image[:, _CT_CHANNELS] += noise.astype(np.float32)
+                    ct = slice(0, None, 3)  # each phase's CT channel
+                    noise = rng.normal(0.0, 0.05, size=image[:, ct].shape)
+                    image[:, ct] += noise.astype(np.float32)
                 optimiser.zero_grad()
                 value = self._loss(
                     network(torch.from_numpy(image), torch.from_numpy(tabular[batch])),
@@ -328,6 +380,7 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
             "means_": self.means_.tolist(),
             "scales_": self.scales_.tolist(),
             "crop_shape_": list(self.crop_shape_),
+            "phases_": list(self.phases_),
             "epochs_": self.epochs_,
         }
 
@@ -337,6 +390,8 @@ class _MultimodalNetwork(BaseEstimator):  # type: ignore[misc]
         self.means_ = np.asarray(fitted["means_"], dtype=float)
         self.scales_ = np.asarray(fitted["scales_"], dtype=float)
         self.crop_shape_ = tuple(int(s) for s in fitted["crop_shape_"])
+        # Bundles written before pre-only crops were possible read both phases.
+        self.phases_ = tuple(str(p) for p in fitted.get("phases_", PHASES))
         self.epochs_ = list(fitted["epochs_"])
 
     def to_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
