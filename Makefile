@@ -33,9 +33,11 @@ test: install system-deps lint typecheck pytest
 system-deps:
 	command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
 
+# ruff, then the layering of docs/architecture.md (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check src tests examples benchmarks
 	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

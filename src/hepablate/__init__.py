@@ -1,9 +1,14 @@
 """hepablate: predict the outcome of thermal ablation of liver tumours.
 
-The packages follow the pipeline: :mod:`hepablate.cohort` (the cohort format and its
-validation), :mod:`hepablate.imaging` (volumes, masks and their processing), then features,
-selection, models, validation, report, bundle and service as they are built. See
-``docs/architecture.md``.
+The packages follow the pipeline, each importing only those before it (``docs/architecture.md``,
+held by the import-linter contracts of ``pyproject.toml``): :mod:`hepablate.imaging` (volumes,
+masks, registration, preprocessing), :mod:`hepablate.cohort` (the cohort format, its validation
+and DICOM import), :mod:`hepablate.simulate` (the virtual cohort), :mod:`hepablate.features`
+(the FeatureTable), :mod:`hepablate.selection`, :mod:`hepablate.models`,
+:mod:`hepablate.validation` (metrics with CIs), :mod:`hepablate.study` (``hepablate train``),
+:mod:`hepablate.bundle` (the model bundle and prediction), :mod:`hepablate.report`,
+:mod:`hepablate.app` (the jobs as functions) and :mod:`hepablate.cli`; beside them
+:mod:`hepablate.parallel`, :mod:`hepablate.outputs` and :mod:`hepablate.configs`.
 """
 
 from importlib.metadata import PackageNotFoundError, version

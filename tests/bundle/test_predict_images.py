@@ -16,10 +16,16 @@ import pytest
 from typer.testing import CliRunner
 
 from hepablate import configs
+from hepablate.app import extract_features
 from hepablate.bundle import BundleError, load_bundle, save_bundle
 from hepablate.cli import app
 from hepablate.cohort import load_cohort
-from hepablate.features.extract import DeepEncoder, extract, load_extraction_config
+from hepablate.features.extract import (
+    DeepEncoder,
+    ExtractionConfigError,
+    extract,
+    load_extraction_config,
+)
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, run_study, study_data
 from hepablate.study.results import summarise
@@ -84,7 +90,7 @@ def test_predict_on_a_new_virtual_patient_with_an_image_survival_bundle(tmp_path
     bundle = load_bundle(bundle_dir)
     with_encoder = extraction.model_copy(update={"deep": DeepEncoder(bundle=bundle_dir)})
     cache = tmp_path / "new_cache"
-    described = extract(load_cohort(new_patient), with_encoder, cache=cache)
+    described = extract_features(load_cohort(new_patient), with_encoder, cache=cache)
     columns = [c for c in described.columns if c.startswith("deep.")]
     assert columns == [f"deep.image_{i}" for i in range(SMALL_NETWORK["embedding"][0])]
     encoder = bundle.pipeline[-1].set_params(crops=described.attrs["hepablate"]["crops"])
@@ -92,6 +98,9 @@ def test_predict_on_a_new_virtual_patient_with_an_image_survival_bundle(tmp_path
     assert described.attrs["hepablate"]["deep_encoder"]["id"] == bundle.id
     wrong = DeepEncoder(bundle=bundle_dir, id="0" * 64)
     with pytest.raises(BundleError, match="not the configured"):
-        extract(
+        extract_features(
             load_cohort(new_patient), extraction.model_copy(update={"deep": wrong}), cache=cache
         )
+    # features never load a bundle: without the caller's encoder, deep: is refused by name
+    with pytest.raises(ExtractionConfigError, match="encoder bundle is loaded by the caller"):
+        extract(load_cohort(new_patient), with_encoder, cache=cache)

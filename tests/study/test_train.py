@@ -659,7 +659,7 @@ def test_validation_on_held_out_centres_runs_through_without_raw_warnings(
 def test_one_tumour_per_patient_still_gives_the_patient_rows_their_tumour_count() -> None:
     """A new patient with one tumour (what `hepablate predict` reduces for a patient-level
     bundle) gets ``clin.n_tumours`` like the training rows; it used to be left without it."""
-    from hepablate.study.data import one_row_per_patient
+    from hepablate.features.table import one_row_per_patient
 
     index = pd.MultiIndex.from_tuples([("P1", 1)], names=["patient_id", "tumour_id"])
     table = pd.DataFrame({"group": ["P1"], "centre": ["A"], "clin.age": [61.0]}, index=index)

@@ -321,7 +321,7 @@ def save_bundle(
     ``out``, a folder that does not exist yet or is empty (anything else is a BundleError), and
     sign it: ``sign=True`` with the user's key (made on first use), a ``SigningKey`` with that
     one, ``False`` not at all (the bundle then loads only by its pinned id)."""
-    from hepablate.study.results import _mean_prediction
+    from hepablate.study.results import mean_prediction
 
     name = bundle_model_name(summary, model if model is not None else result.config.bundle_model)
     if name not in result.final:
@@ -334,7 +334,7 @@ def save_bundle(
     _new_folder(out)
     columns = list(data.X[data.clinical].columns) if spec.clinical_only else list(data.X.columns)
     inputs = data.X[columns]
-    oof = _mean_prediction(result.models[name])
+    oof = mean_prediction(result.models[name])
     oof = oof[~np.isnan(oof)]
     cuts = [float(np.quantile(oof, 1 / 3)), float(np.quantile(oof, 2 / 3))]
     scored = summary["models"][name]
@@ -461,7 +461,7 @@ class Bundle:
     def rows(self, table: pd.DataFrame) -> pd.DataFrame:
         """The FeatureTable's rows as the model saw them: one per patient (its largest tumour,
         plus ``clin.n_tumours``) for a patient-level endpoint, one per tumour otherwise."""
-        from hepablate.study.data import one_row_per_patient
+        from hepablate.features.table import one_row_per_patient
 
         if self.manifest["endpoint"].get("table") == "patients":
             return one_row_per_patient(table)
@@ -469,7 +469,7 @@ class Bundle:
 
     def inputs(self, table: pd.DataFrame) -> pd.DataFrame:
         """The model's input columns from a FeatureTable, typed as in training."""
-        from hepablate.study.data import coerce_features
+        from hepablate.features.table import coerce_features
 
         missing = [c for c in self.schema["columns"] if c not in table.columns]
         if missing:

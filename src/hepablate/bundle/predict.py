@@ -90,6 +90,7 @@ def predict_cohort(
     bundle: Bundle, cohort: Any, *, allow_imputed_margin: bool = False
 ) -> dict[str, Any]:
     """Extract a (one-patient) cohort as the bundle's training rows were, then predict."""
+    from hepablate.bundle.encoder import load_encoder
     from hepablate.features.extract import ExtractionConfig, extract
 
     config = ExtractionConfig.model_validate(bundle.extraction or {})
@@ -105,7 +106,9 @@ def predict_cohort(
     )
     with tempfile.TemporaryDirectory(prefix="hepablate-predict-") as work:
         # A cache folder keeps the crops an image model reads; it is thrown away after.
-        table = extract(cohort, config, workers=1, cache=Path(work) / "cache")
+        cache = Path(work) / "cache"
+        encoder = None if config.deep is None else load_encoder(config.deep)
+        table = extract(cohort, config, workers=1, cache=cache, encoder=encoder)
         return predict_table(bundle, table, allow_imputed_margin=allow_imputed_margin)
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hepablate import __version__
+import hepablate
 from hepablate.cli.bundle import bundle_app
 from hepablate.cli.demo import demo
 from hepablate.cli.extract import extract
@@ -48,7 +48,7 @@ app.add_typer(bundle_app)
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"hepablate {__version__}")
+        typer.echo(f"hepablate {hepablate.__version__}")
         raise typer.Exit()
 
 

@@ -60,16 +60,16 @@ def extract(
     extracts what changed, and a run that was stopped resumes. OUT is checked before any work
     and replaced only when the new table is complete.
     """
+    from hepablate.app import extract_features as run_extract
     from hepablate.bundle import BundleError
     from hepablate.features.extract import (
         ExtractionConfig,
         ExtractionConfigError,
         load_extraction_config,
     )
-    from hepablate.features.extract import extract as run_extract
+    from hepablate.features.table import is_feature_table
     from hepablate.outputs import OutputError, check_output_file, staged_file
     from hepablate.parallel import SchedulerError
-    from hepablate.study.data import is_feature_table
 
     out_console = Console(highlight=False, soft_wrap=True)
     try:

@@ -80,10 +80,11 @@ def train(
     whole previous run or the whole new one. A rerun into OUT replaces what the earlier run
     wrote and keeps every other file.
     """
+    from hepablate.app import load_feature_table
     from hepablate.cohort import CohortValidationError
     from hepablate.outputs import OutputError, check_output_dir, staged_dir
     from hepablate.study.config import StudyConfigError, load_study_config
-    from hepablate.study.data import check_folds, load_feature_table, study_data
+    from hepablate.study.data import check_folds, study_data
     from hepablate.study.results import headline, write_outputs
     from hepablate.study.run import run_study
 

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from hepablate import __version__
+import hepablate
 
 __all__ = ["CacheError", "FeatureCache", "PatientResult", "file_digest", "patient_key"]
 
@@ -116,7 +116,7 @@ def _library_version(name: str) -> str:
 def patient_key(config: dict[str, Any], paths: dict[str, Path]) -> str:
     """The cache key of one patient's extraction: SHA-256 of everything that decides it."""
     material = {
-        "hepablate": __version__,
+        "hepablate": hepablate.__version__,
         "mirp": _library_version("mirp"),
         "SimpleITK": _library_version("SimpleITK"),
         "config": config,

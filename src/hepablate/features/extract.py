@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy import ndimage
 
-from hepablate import __version__
+import hepablate
 from hepablate.cohort import PATIENT_INDEX, TUMOUR_INDEX, Cohort
 from hepablate.features.cache import CacheError, FeatureCache, PatientResult, patient_key
 from hepablate.features.clinical import clinical_scores, table_predictors
@@ -79,7 +79,9 @@ __all__ = [
     "DeepEncoder",
     "ExtractionConfig",
     "ExtractionConfigError",
+    "ImageEncoder",
     "ImageNames",
+    "check_deep",
     "extract",
     "load_crops",
     "load_extraction_config",
@@ -591,12 +593,15 @@ def extract(
     scheduler: str | None = None,
     cache: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    encoder: ImageEncoder | None = None,
 ) -> pd.DataFrame:
     """The FeatureTable of a validated cohort.
 
     Patients run on ``workers`` local processes, or on the Dask cluster at ``scheduler``. With
     ``cache`` (a folder), each patient's result is stored as soon as it is done and reused
     while its images and the config are unchanged (see :mod:`hepablate.features.cache`).
+    With ``config.deep``, ``encoder`` adds the ``deep.image_*`` columns at the end: the encoder
+    bundle loaded by the caller (``hepablate.bundle.load_encoder``; ``hepablate.app`` does it).
     """
     config = config or ExtractionConfig()
     schema = cohort.schema
@@ -630,7 +635,7 @@ def extract(
         ]
         return table
 
-    encoder = None if config.deep is None else _deep_encoder(config, cache)
+    _check_encoder(config, cache, encoder)
     index = cohort.tumours.index
     tumour_ids = index.to_frame(index=False).groupby(PATIENT_INDEX)[TUMOUR_INDEX].apply(tuple)
     tasks = [
@@ -732,8 +737,39 @@ def extract(
         + [w for pid in sorted(results) for w in results[pid].warnings]
     )
     if encoder is not None:
-        table = _with_deep_features(table, encoder)
+        table = encoder(table)
     return table
+
+
+class ImageEncoder(Protocol):
+    """What adds a FeatureTable's ``deep.image_*`` columns (``hepablate.bundle.load_encoder``):
+    the embedding of every tumour with crops, and the encoder's identity in the table's
+    ``attrs["hepablate"]["deep_encoder"]``."""
+
+    def __call__(self, table: pd.DataFrame) -> pd.DataFrame: ...
+
+
+def check_deep(config: ExtractionConfig, cache: Path | None) -> None:
+    """``config.deep`` needs the crops on disk: checked before the encoder bundle is loaded."""
+    if config.deep is not None and (not config.crops.enabled or cache is None):
+        raise ExtractionConfigError(
+            "deep: the encoder reads each tumour's crops: enable crops and extract with a cache"
+        )
+
+
+def _check_encoder(config: ExtractionConfig, cache: Path | None, encoder: Any) -> None:
+    """Before any patient is extracted: ``config.deep`` needs crops on disk and its encoder."""
+    if config.deep is None:
+        if encoder is not None:
+            raise ExtractionConfigError("an image encoder was given but the config has no deep:")
+        return
+    check_deep(config, cache)
+    if encoder is None:
+        raise ExtractionConfigError(
+            "deep: the encoder bundle is loaded by the caller: pass "
+            "encoder=hepablate.bundle.load_encoder(config.deep), or extract through "
+            "hepablate.app.extract_features"
+        )
 
 
 def _validation_warnings(cohort: Cohort, config: ExtractionConfig) -> list[dict[str, Any]]:
@@ -768,51 +804,6 @@ def _validation_warnings(cohort: Cohort, config: ExtractionConfig) -> list[dict[
             }
         )
     return found
-
-
-def _deep_encoder(config: ExtractionConfig, cache: Path | None) -> Any:
-    """The encoder bundle of ``config.deep``, checked before any patient is extracted."""
-    from hepablate.bundle import BundleError, load_bundle
-
-    assert config.deep is not None
-    if not config.crops.enabled or cache is None:
-        raise ExtractionConfigError(
-            "deep: the encoder reads each tumour's crops: enable crops and extract with a cache"
-        )
-    bundle = load_bundle(config.deep.bundle)
-    if config.deep.id is not None and bundle.id != config.deep.id:
-        raise BundleError(
-            f"deep: {config.deep.bundle} is bundle {bundle.id[:12]}, not the configured "
-            f"{config.deep.id[:12]}"
-        )
-    if not hasattr(bundle.pipeline[-1], "embed"):
-        raise BundleError(
-            f"deep: {config.deep.bundle} holds a {bundle.manifest['kind']} model, which has no "
-            "image encoder (multimodal and multimodal_surv have one)"
-        )
-    return bundle
-
-
-def _with_deep_features(table: pd.DataFrame, bundle: Any) -> pd.DataFrame:
-    """``deep.image_*`` columns: the encoder bundle's embedding of every tumour with crops."""
-    crops = table.attrs["hepablate"]["crops"]
-    model = bundle.pipeline[-1]
-    model.set_params(crops=crops)
-    with_crops = table.index[
-        table.index.get_level_values(PATIENT_INDEX).isin(list(crops.get("keys") or {}))
-    ]
-    embedded = model.embed(table.loc[with_crops])
-    attrs = table.attrs
-    table = pd.concat([table, embedded.reindex(table.index)], axis=1)
-    table.attrs = attrs
-    table.attrs["hepablate"]["deep_encoder"] = {
-        "bundle": str(bundle.path),
-        "id": bundle.id,
-        "model": bundle.manifest["model"],
-        "kind": bundle.manifest["kind"],
-        "columns": list(embedded.columns),
-    }
-    return table
 
 
 def _robustness(
@@ -860,7 +851,7 @@ def load_crops(table: pd.DataFrame, patient_id: str, tumour_id: int) -> dict[str
 
 def _with_metadata(table: pd.DataFrame, cohort: Cohort, config: ExtractionConfig) -> pd.DataFrame:
     table.attrs["hepablate"] = {
-        "version": __version__,
+        "version": hepablate.__version__,
         "cohort": cohort.schema.name,
         "extraction_config": config.model_dump(mode="json"),
         "rows": "tumour" if isinstance(table.index, pd.MultiIndex) else "patient",

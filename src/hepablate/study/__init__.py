@@ -2,7 +2,7 @@
 train``). Configured by :class:`StudyConfig` (``docs/study-config.md``)."""
 
 from hepablate.study.config import StudyConfig, StudyConfigError, load_study_config
-from hepablate.study.data import StudyData, load_feature_table, study_data
+from hepablate.study.data import StudyData, study_data
 from hepablate.study.run import StudyResult, run_study
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "StudyConfigError",
     "StudyData",
     "StudyResult",
-    "load_feature_table",
     "load_study_config",
     "run_study",
     "study_data",

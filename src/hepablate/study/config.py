@@ -222,11 +222,11 @@ def parameter_problems(config: StudyConfig) -> list[str]:
     estimator's own constraints (scikit-learn) or type hints (hepablate's) refuse. One
     line per problem, naming the field."""
     from hepablate.models.baselines import make_model
-    from hepablate.study.pipeline import _selector  # the estimators the study builds
+    from hepablate.study.pipeline import make_selector  # the estimators the study builds
 
     problems = []
     for i, step in enumerate(config.selection):
-        selector = _selector(SelectionStep(method=step.method), icc={}, force=())
+        selector = make_selector(SelectionStep(method=step.method), icc={}, force=())
         where = f"selection.{i} ({step.method}).params"
         problems += _check_parameters(selector, step.params.items(), where, one_value=True)
     for i, spec in enumerate(config.models):

@@ -1,38 +1,27 @@
 """The rows, predictors and outcome of a study, taken from a FeatureTable.
 
-``hepablate train`` accepts a FeatureTable (``.parquet`` from ``hepablate extract``) or a cohort
-folder, which is extracted first (a cohort of tables without images is valid: its FeatureTable
-holds the clinical columns). Rows whose outcome is unknown for the endpoint (e.g. censored
-before a binary endpoint's horizon) are left out and counted.
+Rows whose outcome is unknown for the endpoint (e.g. censored before a binary endpoint's
+horizon) are left out and counted. Reading a FeatureTable and its row rules live in
+:mod:`hepablate.features.table`; extracting a cohort folder for a study, in :mod:`hepablate.app`.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hepablate.features.table import coerce_features, one_row_per_patient
 from hepablate.study.config import StudyConfig, StudyConfigError
 
-__all__ = [
-    "StudyData",
-    "check_folds",
-    "coerce_features",
-    "is_feature_table",
-    "load_feature_table",
-    "read_feature_table",
-    "study_data",
-]
+__all__ = ["StudyData", "check_folds", "study_data"]
 
 # Fewer events than this: a warning that the study can hardly estimate anything (ten events
 # per candidate predictor is the classic floor; with fewer than ten in all, not even one).
 FEW_EVENTS = 10
-# pandas keeps ``DataFrame.attrs`` in the Parquet schema's metadata under this key.
-_ATTRS_KEY = b"PANDAS_ATTRS"
 
 
 @dataclass
@@ -58,98 +47,6 @@ class StudyData:
         return self.y["event"] if self.survival else self.y.astype(bool)
 
 
-def load_feature_table(source: Path, config: StudyConfig) -> pd.DataFrame:
-    """A FeatureTable from a ``.parquet`` file, or extracted from a cohort folder."""
-    source = Path(source)
-    if source.is_file():
-        if source.suffix != ".parquet":
-            raise StudyConfigError(f"{source}: expected a FeatureTable (.parquet) or a cohort")
-        return read_feature_table(source)
-    if not (source / "cohort.yaml").is_file():
-        raise StudyConfigError(f"{source}: neither a FeatureTable nor a cohort folder")
-    import os
-
-    from pydantic import ValidationError
-
-    from hepablate.cohort import load_cohort
-    from hepablate.features.extract import ExtractionConfig, extract
-
-    try:  # before the cohort is read: a wrong setting is found in a second
-        extraction = ExtractionConfig.model_validate(config.extraction or {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            ".".join(["extraction", *(str(part) for part in error["loc"])]) + f": {error['msg']}"
-            for error in exc.errors()
-        )
-        raise StudyConfigError(f"the study config's {problems}") from exc
-    cohort = load_cohort(source)
-    return extract(cohort, extraction, workers=config.workers or os.cpu_count() or 1)
-
-
-def _hepablate_attrs(schema_metadata: dict[bytes, bytes] | None) -> dict[str, Any] | None:
-    import json
-
-    try:
-        attrs = json.loads((schema_metadata or {})[_ATTRS_KEY])
-    except (KeyError, ValueError):
-        return None
-    info = attrs.get("hepablate") if isinstance(attrs, dict) else None
-    return info if isinstance(info, dict) else None
-
-
-def is_feature_table(path: Path) -> bool:
-    """Whether ``path`` is a Parquet file with a FeatureTable's hepablate metadata (read from
-    its footer only)."""
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
-
-    try:
-        return _hepablate_attrs(pq.read_schema(path).metadata) is not None
-    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
-        return False
-
-
-def read_feature_table(path: Path) -> pd.DataFrame:
-    """A FeatureTable written by ``hepablate extract``; a ``StudyConfigError`` names the file
-    and says what it is instead (empty, truncated, not Parquet, Parquet of something else)."""
-    import pyarrow
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise StudyConfigError(f"{path}: an empty file (0 bytes), not a FeatureTable")
-        schema = pq.read_schema(path)
-    except OSError as exc:
-        raise StudyConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    except (ValueError, pyarrow.ArrowException) as exc:
-        raise StudyConfigError(
-            f"{path}: not a readable Parquet file (truncated, or another format): {exc}"
-        ) from exc
-    if _hepablate_attrs(schema.metadata) is None:
-        raise StudyConfigError(
-            f"{path}: a Parquet file without a FeatureTable's hepablate metadata; "
-            "make FeatureTables with `hepablate extract`"
-        )
-    try:
-        return pd.read_parquet(path)
-    except (OSError, ValueError, pyarrow.ArrowException) as exc:
-        raise StudyConfigError(f"{path}: the FeatureTable is damaged: {exc}") from exc
-
-
-def coerce_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Predictors as the pipeline takes them: numbers and booleans as float (NaN = missing),
-    everything else as object columns of strings (NaN = missing)."""
-    out = {}
-    for name in frame.columns:
-        column = frame[name]
-        if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-            out[name] = column.astype("Float64").astype(float)
-        else:
-            values = [np.nan if pd.isna(v) else str(v) for v in column.astype(object)]
-            out[name] = pd.Series(values, index=frame.index, dtype=object)
-    return pd.DataFrame(out, index=frame.index)
-
-
 def _matching(columns: list[str], patterns: tuple[str, ...]) -> list[str]:
     return [c for c in columns if any(fnmatch.fnmatchcase(c, p) for p in patterns)]
 
@@ -168,31 +65,6 @@ def _endpoint(table: pd.DataFrame, name: str) -> dict[str, Any]:
     raise StudyConfigError(
         f"endpoint {name!r} is not in the FeatureTable (endpoints: {', '.join(available) or '-'})"
     )
-
-
-SIZE_COLUMNS = ("geom.tumour_volume_ml", "clin.diameter_mm", "geom.tumour_max_diameter_mm")
-
-
-def one_row_per_patient(table: pd.DataFrame) -> pd.DataFrame:
-    """A tumour-level FeatureTable reduced to one row per patient for a patient-level
-    endpoint: the row of the patient's largest tumour (by the first size column present),
-    plus ``clin.n_tumours``."""
-    if "group" not in table or not isinstance(table.index, pd.MultiIndex):
-        return table  # already one row per patient
-    size = next((c for c in SIZE_COLUMNS if c in table), None)
-    order = (
-        table[size].astype("Float64").fillna(-1.0).to_numpy(dtype=float)
-        if size
-        else np.zeros(len(table))
-    )
-    ranked = table.assign(_size=order).sort_values("_size", ascending=False, kind="stable")
-    largest = ranked.drop_duplicates("group").drop(columns="_size")
-    largest.index = pd.Index(largest["group"].astype(str), name="patient_id")
-    patients = list(dict.fromkeys(table["group"].astype(str)))
-    reduced = largest.loc[patients]
-    reduced.insert(2, "clin.n_tumours", table.groupby("group").size().reindex(patients).to_numpy())
-    reduced.attrs = table.attrs
-    return reduced
 
 
 def study_data(table: pd.DataFrame, config: StudyConfig) -> StudyData:

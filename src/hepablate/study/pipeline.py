@@ -99,7 +99,7 @@ def unknown_categories_quiet() -> Iterator[None]:
         yield
 
 
-def _selector(step: SelectionStep, icc: dict[str, float], force: tuple[str, ...]) -> Any:
+def make_selector(step: SelectionStep, icc: dict[str, float], force: tuple[str, ...]) -> Any:
     from hepablate import selection
 
     classes = {
@@ -134,7 +134,7 @@ def make_selection(
     """``prepare`` followed by the selectors (fit with ``fit_selection``)."""
     parts: list[tuple[str, Any]] = [("prepare", make_preparation(X, imputation, log))]
     names = selector_names(steps)
-    parts += [(n, _selector(s, icc, force)) for n, s in zip(names, steps, strict=True)]
+    parts += [(n, make_selector(s, icc, force)) for n, s in zip(names, steps, strict=True)]
     pipeline = Pipeline(parts)
     pipeline.set_output(transform="pandas")
     return pipeline

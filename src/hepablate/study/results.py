@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 import numpy as np
 import pandas as pd
 
-from hepablate import __version__
+import hepablate
 from hepablate.study.config import DEEP_MODELS
 from hepablate.study.run import ModelRun, Split, StudyResult
 from hepablate.validation import metrics as m
@@ -66,7 +66,9 @@ def _over_repeats(values: np.ndarray) -> np.ndarray:
         return np.asarray(np.nansum(values, axis=0) / tested, dtype=float)
 
 
-def _mean_prediction(run: ModelRun) -> np.ndarray:
+def mean_prediction(run: ModelRun) -> np.ndarray:
+    """A model's out-of-fold prediction of each row, averaged over the repeats (NaN for a row
+    never tested)."""
     return _over_repeats(run.oof)
 
 
@@ -88,7 +90,7 @@ def _binary(
     result: StudyResult, run: ModelRun, rows: np.ndarray, threshold: float
 ) -> dict[str, Any]:
     data, validation = result.data, result.config.validation
-    y, p, groups = data.y[rows], _mean_prediction(run)[rows], data.groups[rows]
+    y, p, groups = data.y[rows], mean_prediction(run)[rows], data.groups[rows]
     scored = ~np.isnan(p)
     y, p, groups = y[scored], p[scored], groups[scored]
     return {
@@ -108,7 +110,7 @@ def _binary(
 
 def _survival(result: StudyResult, run: ModelRun, rows: np.ndarray) -> dict[str, Any]:
     data, validation = result.data, result.config.validation
-    risk = _mean_prediction(run)[rows]
+    risk = mean_prediction(run)[rows]
     scored = ~np.isnan(risk)
     rows = rows[scored]
     time, event = data.y["time"][rows], data.y["event"][rows]
@@ -185,12 +187,12 @@ def selection_frequency(result: StudyResult) -> pd.DataFrame:
 
 def _delong(result: StudyResult, best: str) -> list[dict[str, Any]]:
     data = result.data
-    best_p = _mean_prediction(result.models[best])
+    best_p = mean_prediction(result.models[best])
     out = []
     for name, run in result.models.items():
         if name == best:
             continue
-        p = _mean_prediction(run)
+        p = mean_prediction(run)
         rows = ~np.isnan(p) & ~np.isnan(best_p)
         out.append(
             {"model": best, "against": name, **m.delong_test(data.y[rows], best_p[rows], p[rows])}
@@ -218,8 +220,8 @@ def _deep_against_baselines(
         difference = fold_mean([a - b for a, b in zip(values, base_values, strict=True)], sizes)
         delong = None
         if not survival:
-            p_deep = _mean_prediction(result.models[name])
-            p_base = _mean_prediction(result.models[baseline])
+            p_deep = mean_prediction(result.models[name])
+            p_base = mean_prediction(result.models[baseline])
             rows = ~np.isnan(p_deep) & ~np.isnan(p_base)
             delong = m.delong_test(result.data.y[rows], p_deep[rows], p_base[rows])
         ci = difference.get("ci")
@@ -351,7 +353,7 @@ def summarise(result: StudyResult) -> dict[str, Any]:
     frequency = selection_frequency(result)
     centres = Counter(data.centres.tolist())
     return {
-        "hepablate": __version__,
+        "hepablate": hepablate.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "study": config.model_dump(mode="json"),
         "endpoint": {**data.endpoint, "excluded_rows": data.excluded_rows},
@@ -423,6 +425,6 @@ def write_outputs(
     else:
         predictions["label"] = data.y
     for name, run in result.models.items():
-        predictions[name] = _mean_prediction(run)
+        predictions[name] = mean_prediction(run)
     predictions.to_csv(paths["predictions"], encoding="utf-8")
     return paths
