@@ -68,6 +68,7 @@ RECIPES: dict[str, list[Step]] = {
     "nzv": [NZV],
     "nzv_icc": [NZV, REPRODUCIBLE],
     "nzv_redundancy": [NZV, REDUNDANCY],
+    "nzv_icc_redundancy": [NZV, REPRODUCIBLE, REDUNDANCY],
     "nzv_redundancy_fdr": [NZV, REDUNDANCY, {"method": "univariate", "params": {"fdr": 0.1}}],
     "nzv_redundancy_l1": [NZV, REDUNDANCY, {"method": "embedded", "params": {"penalty": "l1"}}],
     "nzv_redundancy_enet": [
@@ -87,8 +88,9 @@ RECIPE_TEXT = {
     "none": "none (the plain linear model on every candidate)",
     "nzv": "near-zero variance",
     "nzv_icc": "near-zero variance + ICC >= 0.75",
-    "nzv_redundancy": "near-zero variance + redundancy |rho| > 0.8",
-    "nzv_redundancy_fdr": "+ univariate FDR 10%",
+    "nzv_redundancy": "near-zero variance + redundancy (rho > 0.8)",
+    "nzv_icc_redundancy": "near-zero variance + ICC + redundancy",
+    "nzv_redundancy_fdr": "near-zero variance + redundancy + univariate FDR 10%",
     "nzv_redundancy_l1": "near-zero variance + redundancy + embedded L1",
     "nzv_redundancy_enet": "near-zero variance + redundancy + embedded elastic net (0.5)",
     "nzv_stability": "near-zero variance + stability selection (50)",
@@ -191,6 +193,7 @@ def headline(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             "value": entry.get("value"),
             "ci": list(entry.get("ci") or [None, None]),
         }
+    out["_validation"] = {"repeats": int(metrics["study"]["validation"]["repeats"])}
     out["_selection"] = {
         "per_set": per_set,
         "candidates": metrics["selection"]["candidates_after_preparation"],
@@ -361,8 +364,10 @@ def markdown(
     seconds: dict[str, dict[str, float]],
     titles: dict[str, str],
     command: str,
-    repeats: Mapping[str, int],
 ) -> list[str]:
+    repeats = {
+        d: sorted({v["_validation"]["repeats"] for v in per.values()}) for d, per in results.items()
+    }
     default, means = choose_default(results)
     lines = [
         "## Selection recipes on real tables (issue 16)",
@@ -372,7 +377,9 @@ def markdown(
         "`hepablate train --no-report --no-bundle` of the data set's benchmark config with its "
         "`selection` replaced by the recipe; all recipes of a data set run on the same outer "
         "folds (same folds, repeats and seed: "
-        + ", ".join(f"{titles[d]} 5 x {repeats[d]}" for d in results)
+        + ", ".join(
+            f"{titles[d]} 5 folds x {'/'.join(map(str, repeats[d]))} repeats" for d in results
+        )
         + "). Headline metric of the linear model (logistic: AUC; Cox: Harrell's C) on the "
         "recipe's features, out-of-fold and averaged over the repeats, with its 95% CI "
         "(1000 bootstrap resamples of patients); the best recipe per data set in bold. The recipe "
@@ -386,7 +393,8 @@ def markdown(
         "",
     ]
     nonlinear = sorted(
-        {m for per in results.values() for v in per.values() for m in v} - {"linear", "_selection"}
+        {m for per in results.values() for v in per.values() for m in v}
+        - {"linear", "_selection", "_validation"}
     )
     for model in nonlinear:
         lines += [f"The same recipes with `{model}`:", "", *recipe_table(results, titles, model)]
@@ -412,6 +420,33 @@ def markdown(
     return lines
 
 
+def collect(
+    works: Sequence[Path],
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, float]]]:
+    """The figures of every finished run (``runs/<data set>__<recipe>/metrics.json``) of these
+    work folders, in the order of ``DATASETS`` and ``RECIPES`` (a later folder's run of the same
+    cell replaces an earlier one), with the wall times their ``results.json`` recorded."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    took: dict[tuple[str, str], float] = {}
+    for work in works:
+        recorded = work / "results.json"
+        if recorded.is_file():
+            saved = json.loads(recorded.read_text(encoding="utf-8"))["seconds"]
+            took.update({(d, r): s for d, per in saved.items() for r, s in per.items()})
+        for metrics_file in sorted(work.glob("runs/*__*/metrics.json")):
+            dataset, recipe = metrics_file.parent.name.split("__", 1)
+            found[dataset, recipe] = headline(json.loads(metrics_file.read_text("utf-8")))
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    seconds: dict[str, dict[str, float]] = {}
+    for dataset in DATASETS:
+        for recipe in RECIPES:
+            if (dataset.key, recipe) in found:
+                results.setdefault(dataset.key, {})[recipe] = found[dataset.key, recipe]
+                if (dataset.key, recipe) in took:
+                    seconds.setdefault(dataset.key, {})[recipe] = took[dataset.key, recipe]
+    return results, seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=None, help="work folder (default: /tmp/...)")
@@ -423,7 +458,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--repeats", type=int, default=None, help="outer repeats (default: the base's)"
     )
     parser.add_argument("--nonlinear", action="store_true", help="also the non-linear baselines")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="WORK",
+        help="run nothing: rebuild the Markdown from the runs of these work folders",
+    )
     args = parser.parse_args(argv)
+    titles = {d.key: d.title for d in DATASETS}
+    command = "nice -n 19 .venv/bin/python benchmarks/selection_recipes.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    if args.report is not None:
+        results, seconds = collect(args.report)
+        print("\n".join(markdown(results, seconds, titles, command.strip())))
+        return 0
     wanted = [d for d in DATASETS if d.key in args.only.split(",")]
     recipes = [r for r in args.recipes.split(",") if r]
     unknown = [r for r in recipes if r not in RECIPES]
@@ -450,7 +501,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     results: dict[str, dict[str, dict[str, Any]]] = {}
     seconds: dict[str, dict[str, float]] = {}
-    repeats: dict[str, int] = {}
     failed = False
     for dataset in wanted:
         base = yaml.safe_load(dataset.config.read_text(encoding="utf-8"))
@@ -461,7 +511,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = recipe_config(
                 base, recipe, survival=survival, repeats=args.repeats, nonlinear=args.nonlinear
             )
-            repeats[dataset.key] = int(config["validation"].get("repeats", 3))
             log(f"[{dataset.key}] {recipe} ...")
             metrics, took = run_recipe(
                 data_input, config, work / "runs" / f"{dataset.key}__{recipe}"
@@ -476,11 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (work / "results.json").write_text(
                 json.dumps({"results": results, "seconds": seconds}, indent=1), encoding="utf-8"
             )
-    titles = {d.key: d.title for d in DATASETS}
-    command = "nice -n 19 .venv/bin/python benchmarks/selection_recipes.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    print("\n".join(markdown(results, seconds, titles, command.strip(), repeats)))
+    print("\n".join(markdown(results, seconds, titles, command.strip())))
     log(f"work folder: {work}")
     return 1 if failed else 0
 
