@@ -387,7 +387,9 @@ def markdown(
         "",
         *recipe_table(results, titles),
         "",
-        "Features kept per outer training set, median (range) of the prepared columns:",
+        "Features kept per outer training set, median (range), of the prepared columns as "
+        "metrics.json counts them (`candidates_after_preparation`; the one-hot encoding inside "
+        "each training set can give a few more or fewer):",
         "",
         *selected_table(results, titles),
         "",
