@@ -3,6 +3,7 @@
     nice -n 19 .venv/bin/python benchmarks/selection_recipes.py [--work DIR] [--data DIR]
         [--virtual FEATURES.parquet] [--only uci,tace_ttp,tace_os,pbc,virtual]
         [--recipes none,nzv,...] [--repeats N] [--nonlinear]
+    .venv/bin/python benchmarks/selection_recipes.py --report WORK [WORK ...]
 
 For each data set and each selection recipe (``RECIPES``) this writes a study config (the data
 set's benchmark config with its ``selection`` replaced by the recipe, the label permutation off)
@@ -18,7 +19,8 @@ The real tables are built from the shared reference data (``benchmarks/studies/c
 UCI HCC Survival, HCC-TACE-Seg, Mayo PBC); the virtual cohort is a FeatureTable made once
 (``hepablate simulate`` + ``hepablate extract`` with the light config) and given by
 ``--virtual``. The Markdown section for docs/benchmarks.md goes to stdout, progress to stderr;
-``results.json`` in the work folder keeps every figure.
+``results.json`` in the work folder keeps every figure and wall time. ``--report`` runs
+nothing and rebuilds the Markdown from the finished runs of one or more work folders.
 
 The default is chosen by a rule fixed before the runs (``choose_default``): the recipe with the
 highest mean of the linear model's headline metric over the data sets; recipes within
