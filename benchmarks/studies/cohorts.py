@@ -30,6 +30,26 @@ and overall survival (``OS``, weeks; ``Death_1_StillAliveorLostToFU_0``). Only p
 columns are predictors; see ``TACE_EXCLUDED`` for each excluded column and why. Columns are
 renamed to snake_case (the description of each names the original column); ordinal stages
 (BCLC, CLIP, Okuda, TNM) are recoded to integers in stage order.
+
+**Mayo PBC** (``survival/pbc_mayo_liver/pbc.csv``; Therneau & Grambsch 2000, R package
+``survival``; Dickson et al. 1989, Hepatology 10:1-7): 418 patients with primary biliary
+cholangitis, 312 of the D-penicillamine trial and 106 followed only; not an ablation cohort but a
+liver cohort whose predictors are the labs and signs a hepatologist records, with a well-known
+linear structure (the Mayo risk score: age, log bilirubin, log albumin, log prothrombin time,
+oedema). Choices:
+
+- endpoint ``death`` (time to death, days): ``status`` 2 is death (161); a liver transplant
+  (``status`` 1, 25 patients) is censored at the transplant, as in the Mayo risk score's
+  derivation and Therneau & Grambsch's analyses (the transplant ends the natural history);
+- ``trt`` (treatment arm) is not a predictor: the trial found no effect of D-penicillamine, and
+  the arm is missing exactly for the 106 non-trial patients, so it would encode trial
+  participation rather than anything about the patient;
+- the 106 non-trial patients lack ascites, hepatomegaly, spiders, cholesterol, copper, ALP, AST
+  and triglycerides (missing values, imputed inside the folds by the study like any other);
+- ``edema`` is kept as its ordinal score 0 / 0.5 / 1, as the Mayo risk score uses it; ``stage``
+  (histologic, 1-4) is a baseline biopsy finding and a predictor;
+- AST is recorded in U/mL according to the R documentation, but its values (26-457, median 115)
+  are the usual U/L scale, declared so; ``platelet`` is per 10^3/µL, that is 10^9/L.
 """
 
 from __future__ import annotations
@@ -45,6 +65,8 @@ import pandas as pd
 import yaml
 
 __all__ = [
+    "PBC_DIR",
+    "PBC_FILE",
     "TACE_DIR",
     "TACE_EXCLUDED",
     "TACE_FILE",
@@ -52,6 +74,7 @@ __all__ = [
     "UCI_FILE",
     "SharedDataMissingError",
     "build_all",
+    "build_pbc_cohort",
     "build_tace_cohort",
     "build_uci_cohort",
     "shared_data_dir",
@@ -62,6 +85,8 @@ UCI_DIR = "clinical/hcc_survival_uci"
 UCI_FILE = "hcc_with_header_irahulkr.csv"
 TACE_DIR = "clinical/hcc_tace_seg"
 TACE_FILE = "clinical_data_csv_conversion_RadTACE.csv"
+PBC_DIR = "survival/pbc_mayo_liver"
+PBC_FILE = "pbc.csv"
 
 
 class SharedDataMissingError(FileNotFoundError):
@@ -709,12 +734,132 @@ def build_tace_cohort(out: Path | str, data_dir: Path | str | None = None) -> Pa
     return _write(Path(out), schema, patients, columns)
 
 
+# --------------------------------------------------------------------------------------------
+# Mayo PBC
+
+# column of pbc.csv: (cohort column, type, unit, valid range, concept, description)
+_PBC_NUMBERS: dict[str, tuple[str, str, str | None, list[float], str | None, str]] = {
+    "age": ("age", "number", "years", [18, 100], "age", "Age at registration"),
+    "bili": ("bilirubin", "number", "mg/dL", [0.05, 60], "total_bilirubin", "Serum bilirubin"),
+    "chol": ("cholesterol", "number", "mg/dL", [50, 2000], None, "Serum cholesterol"),
+    "albumin": ("albumin", "number", "g/dL", [1, 7], "albumin", "Serum albumin"),
+    "copper": ("copper", "number", "µg/day", [0, 1000], None, "Urine copper"),
+    "alk.phos": ("alk_phos", "number", "U/L", [0, 20000], None, "Alkaline phosphatase"),
+    "ast": ("ast", "number", "U/L", [0, 5000], "ast", "AST (the R documentation says U/mL)"),
+    "trig": ("triglycerides", "number", "mg/dL", [10, 1000], None, "Triglycerides"),
+    "platelet": ("platelets", "number", "10^9/L", [1, 2000], "platelets", "Platelet count"),
+    "protime": ("prothrombin_time", "number", "s", [5, 40], None, "Prothrombin time"),
+    "edema": (
+        "oedema",
+        "number",
+        None,
+        [0, 1],
+        None,
+        "Oedema: 0 none, 0.5 untreated or successfully treated, 1 despite diuretics",
+    ),
+    "stage": ("stage", "integer", None, [1, 4], None, "Histologic stage (biopsy), 1-4"),
+}
+_PBC_BOOLEAN = {
+    "ascites": "Ascites",
+    "hepato": "Hepatomegaly",
+    "spiders": "Spider angiomata (blood vessel malformations in the skin)",
+}
+
+
+def pbc_patients(path: Path) -> pd.DataFrame:
+    """The PBC table as cohort columns (see the module docstring for every choice)."""
+    raw = pd.read_csv(path, na_values=["NA", ""], keep_default_na=False)
+    expected = {"rownames", "id", "time", "status", "trt", "sex", *_PBC_NUMBERS, *_PBC_BOOLEAN}
+    if set(raw.columns) != expected or len(raw) != 418:
+        raise ValueError(f"{path}: not the Mayo PBC table (418 rows, {len(expected)} columns)")
+    unknown = sorted(set(raw["status"]) - {0, 1, 2})
+    if unknown:
+        raise ValueError(f"{path}: status values {unknown} are not 0, 1 or 2")
+    out = pd.DataFrame({"patient_id": [f"PBC{int(i):03d}" for i in raw["id"]]})
+    out["death_days"] = raw["time"].astype("float64")
+    out["died"] = (raw["status"] == 2).astype("Int64")
+    out["status"] = raw["status"].map({0: "censored", 1: "transplant", 2: "dead"})
+    out["trt"] = raw["trt"].map({1: "D-penicillamine", 2: "placebo"})
+    out["sex"] = raw["sex"].map({"m": "M", "f": "F"})
+    for source, (name, type_, *_rest) in _PBC_NUMBERS.items():
+        values = raw[source].astype("float64")
+        out[name] = values.astype("Int64") if type_ == "integer" else values
+    for source in _PBC_BOOLEAN:
+        out[source] = raw[source].astype("Int64")
+    return out
+
+
+def build_pbc_cohort(out: Path | str, data_dir: Path | str | None = None) -> Path:
+    """Write the Mayo PBC cohort (endpoint ``death``) to ``out``."""
+    path = _source(data_dir, f"{PBC_DIR}/{PBC_FILE}")
+    patients = pbc_patients(path)
+    columns: dict[str, dict[str, Any]] = {
+        "patient_id": _column("id", "string", "PBC + the case number of pbc.csv (id)"),
+        "death_days": _column(
+            "outcome",
+            "number",
+            "Days from registration to death, transplant or the end of follow-up (July 1986)",
+            unit="days",
+            range=[0, 10000],
+            required=True,
+        ),
+        "died": _column(
+            "outcome",
+            "boolean",
+            "Died (status 2); a transplant (status 1) is censored at the transplant",
+            required=True,
+        ),
+        "status": _column(
+            "ignore", "string", "Source status (0 censored, 1 transplant, 2 dead): see died"
+        ),
+        "trt": _column(
+            "ignore",
+            "string",
+            "Treatment arm of the trial, missing for the 106 non-trial patients: not a "
+            "predictor (no effect found; its missingness encodes trial participation)",
+        ),
+        "sex": _column("predictor", "category", "Sex", levels=["M", "F"]),
+    }
+    for name, type_, unit, valid, concept, description in _PBC_NUMBERS.values():
+        keys: dict[str, Any] = {"range": valid}
+        if unit is not None:
+            keys["unit"] = unit
+        if concept is not None:
+            keys["concept"] = concept
+        columns[name] = _column("predictor", type_, description, **keys)
+    for source, full in _PBC_BOOLEAN.items():
+        columns[source] = _column("predictor", "boolean", f"{full} (1 = yes, 0 = no)")
+    schema: dict[str, Any] = {
+        "format_version": 1,
+        "name": "Mayo Clinic primary biliary cholangitis (Therneau & Grambsch 2000)",
+        "description": (
+            f"Built by benchmarks/studies/cohorts.py from {PBC_DIR}/{PBC_FILE} of the shared "
+            "reference data (Rdatasets copy of the R survival package's pbc). 418 patients of "
+            "the Mayo Clinic PBC trial (1974-1984): 312 randomised, 106 followed only. Death "
+            "is the event; a transplant is censored at the transplant."
+        ),
+        "missing_values": ["", "NA"],
+        "endpoints": [
+            {
+                "name": "death",
+                "kind": "time_to_event",
+                "table": "patients",
+                "time": "death_days",
+                "event": "died",
+                "description": "Overall survival (transplant censored)",
+            }
+        ],
+    }
+    return _write(Path(out), schema, patients, columns)
+
+
 def build_all(out: Path | str, data_dir: Path | str | None = None) -> dict[str, Path]:
-    """Both cohorts under ``out``: ``hcc_survival_uci`` and ``hcc_tace_seg``."""
+    """The cohorts under ``out``: ``hcc_survival_uci``, ``hcc_tace_seg`` and ``pbc_mayo``."""
     out = Path(out)
     return {
         "hcc_survival_uci": build_uci_cohort(out / "hcc_survival_uci", data_dir),
         "hcc_tace_seg": build_tace_cohort(out / "hcc_tace_seg", data_dir),
+        "pbc_mayo": build_pbc_cohort(out / "pbc_mayo", data_dir),
     }
 
 

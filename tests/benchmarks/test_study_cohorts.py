@@ -4,7 +4,8 @@ Both are built from the shared reference data (the ``shared_data`` fixture: skip
 absent, a failure when ``HEPABLATE_REQUIRE_SHARED_DATA=1``). Event counts were checked by hand
 on the raw files: UCI ``Class`` has 63 zeros (died; the UCI description says "63 cases labeled
 as dies"); HCC-TACE-Seg has 45 ones in ``Censored_0_progressed_1`` and 93 in
-``Death_1_StillAliveorLostToFU_0``.
+``Death_1_StillAliveorLostToFU_0``; Mayo PBC's ``status`` has 161 twos (deaths) and 25 ones
+(transplants).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from benchmarks.studies.cohorts import (
     TACE_EXCLUDED,
     TACE_FILE,
     SharedDataMissingError,
+    build_pbc_cohort,
     build_tace_cohort,
     build_uci_cohort,
 )
@@ -95,6 +97,32 @@ def test_tace_cohort_validates_with_its_counts(shared_data: Path, tmp_path: Path
     outcomes = {n for n, c in columns.items() if c.role is ColumnRole.OUTCOME}
     assert outcomes == {"ttp_weeks", "progressed", "os_weeks", "died"}
     assert pd.isna(cohort.patients.loc["HCC_002", "tumour_size_cm"])
+
+
+def test_pbc_cohort_validates_with_its_counts(shared_data: Path, tmp_path: Path) -> None:
+    folder = build_pbc_cohort(tmp_path / "pbc", shared_data)
+    report = validate_cohort(folder)
+    assert report.errors == [], [str(p) for p in report.errors]
+    cohort = load_cohort(folder)
+    assert len(cohort.patients) == 418
+    death = cohort.outcomes("death")
+    assert int(death["event"].sum()) == 161
+    # Source row 1: time 400 days, status 2 (dead); row 5: 1504 days, status 1 (transplant),
+    # censored at the transplant.
+    assert death.loc["PBC001", "time_months"] == pytest.approx(400 * 12 / 365.25)
+    assert bool(death.loc["PBC001", "event"])
+    assert cohort.patients.loc["PBC005", "status"] == "transplant"
+    assert not bool(death.loc["PBC005", "event"])
+    assert int((cohort.patients["status"] == "transplant").sum()) == 25
+    columns = cohort.schema.tables.patients.columns
+    predictors = set(cohort.schema.tables.patients.columns_with_role(ColumnRole.PREDICTOR))
+    assert len(predictors) == 16
+    assert not {"trt", "status", "died", "death_days"} & predictors
+    # The 106 non-trial patients have no copper; stage is missing for 6.
+    assert int(cohort.patients["copper"].isna().sum()) == 108
+    assert int(cohort.patients["stage"].isna().sum()) == 6
+    assert cohort.patients.loc["PBC001", "bilirubin"] == pytest.approx(14.5)
+    assert columns["bilirubin"].concept == "total_bilirubin"
 
 
 def test_missing_data_folder_is_a_clear_error(tmp_path: Path) -> None:

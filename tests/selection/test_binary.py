@@ -153,3 +153,20 @@ def test_labels_other_than_zero_one() -> None:
         Univariate().fit(X, np.arange(len(X)) % 3)
     with pytest.raises(ValueError, match="mannwhitney"):
         Univariate(test="wald").fit(X, Y)
+
+
+def test_redundancy_keeps_the_driver_of_a_pair_whose_decoy_comes_first() -> None:
+    # Issue 16: a decoy correlated with the margin, without an effect of its own, placed before
+    # it. The pair is one cluster (r about 0.9); the member kept is the one with the stronger
+    # association (the driver), not the first column.
+    rng = np.random.default_rng(16)
+    driver = rng.normal(size=400)
+    decoy = driver + 0.45 * rng.normal(size=400)
+    y = (rng.uniform(size=400) < 1 / (1 + np.exp(-1.5 * driver))).astype(int)
+    pair = pd.DataFrame({"decoy": decoy, "driver": driver, "other": rng.normal(size=400)})
+    assert 0.85 < np.corrcoef(decoy, driver)[0, 1] < 0.95
+    selector = Redundancy(max_correlation=0.8)
+    assert selected(selector, X=pair, y=y) == {"driver", "other"}
+    relevance = dict(zip(pair.columns, selector.relevance_, strict=True))
+    assert relevance["driver"] > relevance["decoy"] > relevance["other"]
+    assert selector.clusters_[0] == selector.clusters_[1] != selector.clusters_[2]

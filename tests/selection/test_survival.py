@@ -110,3 +110,24 @@ def test_survival_fields_may_have_other_names() -> None:
     bad = np.empty(len(Y), dtype=[("died", int), ("months", float)])
     with pytest.raises(ValueError, match="boolean"):
         Univariate().fit(X, bad)
+
+
+def test_redundancy_keeps_the_driver_of_a_pair_whose_decoy_comes_first() -> None:
+    # Issue 16's decoy, for a time-to-event outcome: the kept member of the pair is the more
+    # concordant one (the driver, second), not the first column.
+    rng = np.random.default_rng(16)
+    driver = rng.normal(size=400)
+    decoy = driver + 0.45 * rng.normal(size=400)
+    time = rng.exponential(np.exp(-1.0 * driver))
+    censor = rng.exponential(2.0, size=400)
+    y = np.empty(400, dtype=[("event", bool), ("time", float)])
+    y["event"], y["time"] = time <= censor, np.minimum(time, censor)
+    pair = pd.DataFrame({"decoy": decoy, "driver": driver, "other": rng.normal(size=400)})
+    selector = Redundancy(max_correlation=0.8)
+    assert selected(selector, X=pair, y=y) == {"driver", "other"}
+    c_index = {
+        c: abs(concordance_index_censored(y["event"], y["time"], pair[c])[0] - 0.5)
+        for c in pair.columns
+    }
+    assert c_index["driver"] > c_index["decoy"]
+    assert selector.relevance_ == pytest.approx([c_index[c] for c in pair.columns])
