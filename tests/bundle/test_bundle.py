@@ -27,6 +27,9 @@ from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, run_study, study_data
 from hepablate.study.results import summarise
 
+# Its fixtures take tens of seconds: the whole module is left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 STUDY: dict[str, Any] = {
     "endpoint": "rfs_24m",
     "selection": [

@@ -300,6 +300,7 @@ def _interaction(codes: np.ndarray) -> np.ndarray:
     return np.asarray(codes[:, 0] * codes[:, 1] + 2 * codes[:, 2] + codes[:, 3:].sum(axis=1))
 
 
+@pytest.mark.slow
 def test_shapley_values_are_exact_for_few_columns_and_seeded_beyond() -> None:
     patient, reference = np.array([2.0, 3.0, 1.0, 5.0]), np.zeros(4)
 

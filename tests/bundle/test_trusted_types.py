@@ -30,6 +30,9 @@ from hepablate.study.config import SelectionStep, SelectorName
 from hepablate.study.pipeline import fit_selection, make_preparation, make_selection
 from tests.bundle.synthetic import BINARY_MODELS, SURVIVAL_MODELS, rehash, study, table, train
 
+# Its fixtures take tens of seconds: the whole module is left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 SELECTORS: dict[SelectorName, dict[str, Any]] = {
     "near_zero_variance": {},
     "reproducible": {"min_icc": 0.5},

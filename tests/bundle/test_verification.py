@@ -33,6 +33,9 @@ from hepablate.bundle.signing import SigningKey, pin_bundle, trust_key
 from hepablate.cli import app
 from tests.bundle.synthetic import rehash, study, table, train
 
+# Its fixtures take tens of seconds: the whole module is left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 MODELS = [
     {"name": "logistic", "kind": "logistic", "grid": {"C": [1.0]}},
     {

@@ -28,6 +28,7 @@ def _hepablate(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_help_lists_validate() -> None:
     result = _hepablate("--help")
 
@@ -42,6 +43,7 @@ def test_version() -> None:
     assert result.stdout.strip() == f"hepablate {__version__}"
 
 
+@pytest.mark.slow
 def test_validate_example_exits_0(example_cohort: Path) -> None:
     result = _hepablate("validate", str(example_cohort))
 
@@ -50,6 +52,7 @@ def test_validate_example_exits_0(example_cohort: Path) -> None:
     assert "valid: 0 error(s), 0 warning(s)" in result.stdout
 
 
+@pytest.mark.slow
 def test_validate_broken_cohort_exits_2_without_traceback(cohort_copy: Path) -> None:
     (cohort_copy / "images" / "P02" / "pre_ct.nii.gz").write_bytes(b"\x1f\x8b broken")
     text = (cohort_copy / "patients.csv").read_text(encoding="utf-8")
@@ -78,6 +81,7 @@ def test_validate_json_is_machine_readable(cohort_copy: Path) -> None:
     assert report["problems"][0]["file"] == "tumours.csv"
 
 
+@pytest.mark.slow
 def test_validate_missing_folder_exits_2(tmp_path: Path) -> None:
     result = _hepablate("validate", str(tmp_path / "nowhere"))
 

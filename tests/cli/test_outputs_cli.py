@@ -51,6 +51,7 @@ def test_extract_checks_out_before_reading_the_cohort(tmp_path: Path, where: str
     assert str(missing) not in result.output  # the cohort was not even looked at
 
 
+@pytest.mark.slow
 def test_extract_refuses_to_replace_a_file_that_is_not_a_feature_table(
     tabular_cohort: Path, tmp_path: Path
 ) -> None:

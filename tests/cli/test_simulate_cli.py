@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from hepablate.cli import app
@@ -18,6 +19,7 @@ def _text(output: str) -> str:
     return " ".join(output.split())
 
 
+@pytest.mark.slow
 def test_simulate_writes_a_valid_cohort_with_previews_and_prints_its_rates(tmp_path: Path) -> None:
     out = tmp_path / "sim"
 
@@ -41,6 +43,7 @@ def test_simulate_writes_a_valid_cohort_with_previews_and_prints_its_rates(tmp_p
     assert summary["rates"]["patients"] == 3
 
 
+@pytest.mark.slow
 def test_simulate_with_centres_writes_a_centre_column(tmp_path: Path) -> None:
     out = tmp_path / "sim"
 
@@ -76,6 +79,7 @@ def test_simulate_refuses_an_unknown_size(tmp_path: Path) -> None:
     assert "small or full" in result.output
 
 
+@pytest.mark.slow
 def test_a_one_patient_cohort_is_valid_and_its_summary_has_no_rates(tmp_path: Path) -> None:
     """What `hepablate demo` makes for the new patient: one patient has no Kaplan-Meier rate
     and no C-index worth printing; simulation.json keeps the numbers (n/a as null)."""
@@ -92,6 +96,7 @@ def test_a_one_patient_cohort_is_valid_and_its_summary_has_no_rates(tmp_path: Pa
     assert validate_cohort(out).errors == []
 
 
+@pytest.mark.slow
 def test_a_cohort_of_ten_patients_gets_its_rates_and_oracle(tmp_path: Path) -> None:
     out = tmp_path / "ten"
 

@@ -511,6 +511,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_broken_cohort_exits_2_and_names_the_problem(case: Case, cohort_copy: Path) -> None:
     case.breaker(cohort_copy)
@@ -529,6 +530,7 @@ def test_broken_cohort_exits_2_and_names_the_problem(case: Case, cohort_copy: Pa
     assert case.text in problem["message"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES[:3] + CASES[-6:], ids=lambda c: c.name)
 def test_text_report_names_patient_file_and_field(case: Case, cohort_copy: Path) -> None:
     case.breaker(cohort_copy)
@@ -652,6 +654,7 @@ WARNING_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", WARNING_CASES, ids=[c.name for c in WARNING_CASES])
 def test_suspect_images_are_warnings_naming_patient_file_and_tumour(
     case: WarningCase, cohort_copy: Path

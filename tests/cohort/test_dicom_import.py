@@ -68,6 +68,7 @@ def dicom_source(tmp_path: Path) -> Path:
     return source
 
 
+@pytest.mark.slow
 def test_import_gives_a_valid_deidentified_cohort(dicom_source: Path, tmp_path: Path) -> None:
     out, mapping = tmp_path / "cohort", tmp_path / "private" / "mapping.csv"
 
@@ -101,6 +102,7 @@ def test_import_gives_a_valid_deidentified_cohort(dicom_source: Path, tmp_path: 
     assert "README.txt" in result.stdout  # the skipped file is named
 
 
+@pytest.mark.slow
 def test_mapping_inside_the_cohort_is_refused(dicom_source: Path, tmp_path: Path) -> None:
     out = tmp_path / "cohort"
 
@@ -127,6 +129,7 @@ def _import(source: Path, tmp_path: Path, *options: str) -> Result:
     )
 
 
+@pytest.mark.slow
 def test_one_study_is_a_pre_treatment_patient(dicom_source: Path, tmp_path: Path) -> None:
     shutil.rmtree(dicom_source / "study2")
 
@@ -146,6 +149,7 @@ def test_one_study_is_a_pre_treatment_patient(dicom_source: Path, tmp_path: Path
     assert "P0001,\n" in (out / "patients.csv").read_text(encoding="utf-8")  # no days
 
 
+@pytest.mark.slow
 def test_a_failed_import_writes_nothing(dicom_source: Path, tmp_path: Path) -> None:
     _write_study(
         read_volume(EXAMPLE_COHORT / "images" / "P01" / "pre_ct.nii.gz"),
@@ -165,6 +169,7 @@ def test_a_failed_import_writes_nothing(dicom_source: Path, tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no staging folder left
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_rtstruct_gtv_imports_as_a_tumour_with_a_mask_names_rule(
     shared_data: Path, tmp_path: Path
@@ -204,6 +209,7 @@ def test_real_dicom_seg_of_the_liver_imports(shared_data: Path, tmp_path: Path) 
     np.testing.assert_array_equal(liver, read_volume(folder / "liver_seg.nrrd").array > 0)
 
 
+@pytest.mark.slow
 def test_a_one_image_series_beside_the_scan_is_listed_not_fatal(
     dicom_source: Path, tmp_path: Path
 ) -> None:

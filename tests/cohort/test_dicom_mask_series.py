@@ -99,6 +99,7 @@ def real_ct_with_mask_series(shared_data: Path, tmp_path: Path) -> tuple[Path, d
     return tmp_path / "export", folders
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_ct_with_mask_series_and_blank_patient_id_gives_a_pre_treatment_cohort(
     real_ct_with_mask_series: tuple[Path, dict[str, Path]], tmp_path: Path
@@ -176,6 +177,7 @@ def _scans_look_like_cts(cohort: Path) -> None:
         assert np.unique(read_volume(path).array).size > 100, path
 
 
+@pytest.mark.slow
 def test_a_mask_series_is_never_written_as_a_scan(tmp_path: Path) -> None:
     """The issue's case: CT + mask series, blank PatientID; the masks in studies of their own,
     dated before the CT (as a tool that writes its own UIDs may leave them)."""
@@ -217,6 +219,7 @@ def test_a_mask_series_is_never_written_as_a_scan(tmp_path: Path) -> None:
     _scans_look_like_cts(out)
 
 
+@pytest.mark.slow
 def test_mask_series_without_any_scan_are_refused(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _small_case(source, str(generate_uid(entropy_srcs=["ct"])), "20210304")
@@ -229,6 +232,7 @@ def test_mask_series_without_any_scan_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "cohort").exists()
 
 
+@pytest.mark.slow
 def test_a_series_neither_mask_nor_ct_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _small_case(source, str(generate_uid(entropy_srcs=["ct"])), "20210304")
@@ -261,6 +265,7 @@ def _two_patients(source: Path, *, ids: tuple[str, str], names: tuple[str, str])
         _small_case(source / folder, study, f"2021030{k + 1}", patient_id=ids[k], name=names[k])
 
 
+@pytest.mark.slow
 def test_blank_patient_ids_over_two_studies_are_refused_not_merged(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _two_patients(source, ids=("", ""), names=("", ""))
@@ -276,6 +281,7 @@ def test_blank_patient_ids_over_two_studies_are_refused_not_merged(tmp_path: Pat
     assert not (tmp_path / "cohort").exists()
 
 
+@pytest.mark.slow
 def test_patients_from_folders_tells_blank_patient_ids_apart(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _two_patients(source, ids=("", ""), names=("", ""))
@@ -291,6 +297,7 @@ def test_patients_from_folders_tells_blank_patient_ids_apart(tmp_path: Path) -> 
     assert 'P0002,,,"case2/ct, case2/liver, case2/tumour",' in mapping
 
 
+@pytest.mark.slow
 def test_patients_from_studies(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _two_patients(source, ids=("ANON", "ANON"), names=("", ""))
@@ -302,6 +309,7 @@ def test_patients_from_studies(tmp_path: Path) -> None:
     assert len(list((tmp_path / "cohort" / "images").iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_equal_patient_ids_of_different_people_are_refused(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _two_patients(source, ids=("ANON", "ANON"), names=("DOE^JANE", "ROE^RICHARD"))
@@ -317,6 +325,7 @@ def test_equal_patient_ids_of_different_people_are_refused(tmp_path: Path) -> No
     assert "ROE" not in message  # the folders are named, not the people
 
 
+@pytest.mark.slow
 def test_equal_patient_ids_whose_later_study_has_tumours_are_refused(tmp_path: Path) -> None:
     """Two anonymised patients under one PatientID would look like a pre and a post study; the
     later one holds tumour masks and no ablation zone, which a post-ablation study does not."""
@@ -331,6 +340,7 @@ def test_equal_patient_ids_whose_later_study_has_tumours_are_refused(tmp_path: P
     )
 
 
+@pytest.mark.slow
 def test_a_folder_with_two_patient_ids_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _two_patients(source / "all", ids=("A1", "B2"), names=("", ""))
@@ -341,6 +351,7 @@ def test_a_folder_with_two_patient_ids_is_refused(tmp_path: Path) -> None:
     assert "folder all: holds 2 PatientIDs (A1, B2); one patient per folder" in result.stdout
 
 
+@pytest.mark.slow
 def test_mask_names_file_adds_rules(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _small_case(source, str(generate_uid(entropy_srcs=["ct"])), "20210304")
@@ -361,6 +372,7 @@ def test_mask_names_file_adds_rules(tmp_path: Path) -> None:
     np.testing.assert_array_equal(tumours.array == 1, original.array == 1)
 
 
+@pytest.mark.slow
 def test_overlapping_tumour_series_are_refused(tmp_path: Path) -> None:
     source = tmp_path / "export"
     _small_case(source, str(generate_uid(entropy_srcs=["ct"])), "20210304")

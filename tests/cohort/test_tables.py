@@ -103,6 +103,7 @@ def test_semicolon_csv_reads_with_a_declared_delimiter(tmp_path: Path) -> None:
     assert raw["albumin"].tolist() == ["38.5", "NA"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".xlsx", ".parquet"])
 def test_xlsx_and_parquet_read_like_csv(suffix: str, cohort_copy: Path) -> None:
     reference = load_cohort(cohort_copy, check_images=False)

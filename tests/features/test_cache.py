@@ -128,6 +128,7 @@ def _writer(root: str, worker: int, rounds: int) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_concurrent_writers_of_one_patient_do_not_clobber_each_other(tmp_path: Path) -> None:
     root = tmp_path / "cache"
     context = multiprocessing.get_context("spawn")

@@ -58,6 +58,7 @@ def pre_ct_only(cohort_copy: Path) -> Path:
     return cohort_copy
 
 
+@pytest.mark.slow
 def test_pre_ct_only_patient_gets_size_and_distances(pre_ct_only: Path, tmp_path: Path) -> None:
     config = ExtractionConfig.model_validate({"radiomics": None})
 
@@ -84,6 +85,7 @@ def test_pre_ct_only_patient_gets_size_and_distances(pre_ct_only: Path, tmp_path
     assert set(load_crops(table, "P01", 1)) == {"pre", "post"}
 
 
+@pytest.mark.slow
 def test_failed_registration_keeps_the_pre_ct_geometry(tmp_path: Path) -> None:
     simulate_cohort(SimulationConfig(n=2, seed=5), tmp_path / "cohort", workers=1)
     impossible = ExtractionConfig.model_validate(

@@ -39,6 +39,7 @@ def _grid(spacing: tuple[float, float, float], extent_mm: float = 80.0) -> tuple
     return tuple(int(extent_mm / s) for s in spacing)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spacing", [ISOTROPIC, ANISOTROPIC])
 @pytest.mark.parametrize(("offset_mm", "expected_mm"), [(0.0, 5.0), (3.0, 2.0), (7.0, -2.0)])
 def test_sphere_in_a_sphere(
@@ -155,6 +156,7 @@ def test_empty_tumour_is_refused() -> None:
         minimal_ablative_margin_mm(np.zeros((5, 5, 5), bool), np.ones((5, 5, 5), bool), ISOTROPIC)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("placement", PLACEMENTS)
 def test_margin_within_half_a_millimetre_on_2_5_mm_slices(shape: str, placement: str) -> None:

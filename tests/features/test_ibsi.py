@@ -74,6 +74,7 @@ def test_configurations_say_what_the_ibsi_table_says() -> None:
     assert mirp_settings(exact)["no_approximation"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_digital_phantom_within_tolerance_or_documented(shared_data: Path) -> None:
     ibsi_dir = shared_data / "ibsi"

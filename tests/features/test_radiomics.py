@@ -42,6 +42,7 @@ def _sphere(
     return Volume(array.astype(np.float32), grid), inside
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.8, 0.8, 2.0)])
 def test_sphere_volume_and_mean_intensity(spacing: tuple[float, float, float]) -> None:
     image, mask = _sphere(spacing)
@@ -56,6 +57,7 @@ def test_sphere_volume_and_mean_intensity(spacing: tuple[float, float, float]) -
     assert all(name.startswith(("rad.tumour.morph.", "rad.tumour.stat.")) for name in features)
 
 
+@pytest.mark.slow
 def test_families_narrow_the_config_and_texture_names_drop_the_discretisation() -> None:
     image, mask = _sphere((1.0, 1.0, 1.0))
 
@@ -105,6 +107,7 @@ def test_settings_reach_mirp_in_its_axis_order() -> None:
     assert column_name("zone", "ih_mean_fbn_n32") == "rad.zone.ih.mean"
 
 
+@pytest.mark.slow
 def test_monte_carlo_morphology_is_the_same_in_every_run() -> None:
     image, mask = _sphere((1.0, 1.0, 1.0))  # > 1000 voxels: MIRP estimates Moran's I
     config = RadiomicsConfig(families=("morph",))
@@ -117,6 +120,7 @@ def test_monte_carlo_morphology_is_the_same_in_every_run() -> None:
     assert first["rad.tumour.morph.geary_c"] == second["rad.tumour.morph.geary_c"]
 
 
+@pytest.mark.slow
 def test_values_do_not_depend_on_the_crop_when_resampling() -> None:
     image, mask = _sphere((0.8, 0.8, 2.0))
     near = RadiomicsConfig(families=("stat", "cm"), crop_margin_mm=4.0)
@@ -199,6 +203,7 @@ def test_a_region_outside_the_resegmentation_range_is_left_out_with_its_values()
     assert "from -1024 to -1024" in reason
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("share", [0.029, 0.005])
 def test_voxels_outside_the_resegmentation_range_are_counted_and_noted(share: float) -> None:
     """A tumour with bright voxels (calcification, a clip): above 1% of its voxels out of

@@ -16,6 +16,9 @@ from hepablate.imaging.io import Volume, read_volume, write_volume
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import read_truth
 
+# Its fixtures take tens of seconds: the whole module is left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 # Fast families only (morphology takes seconds per region); every region and perturbation.
 FAST = ExtractionConfig.model_validate(
     {

@@ -69,6 +69,7 @@ def test_mask_resampling_keeps_the_volume(mode: str) -> None:
     assert _volume_ml(out.masks["tumour"]) == pytest.approx(4 / 3 * np.pi * 8**3 / 1000, rel=0.08)
 
 
+@pytest.mark.slow
 def test_denoise_lowers_noise_and_enhance_keeps_the_grid() -> None:
     sample = _sample()
     chain = Preprocessing.model_validate(

@@ -30,6 +30,7 @@ def _volumes(folder: Path):  # type: ignore[no-untyped-def]
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config",
     [
@@ -55,6 +56,7 @@ def test_rigid_registration_recovers_the_true_motion(patient, config) -> None:  
     assert result.liver_dice > result.liver_dice_before
 
 
+@pytest.mark.slow
 def test_deformable_stage_runs_and_keeps_the_livers_aligned(patient) -> None:  # type: ignore[no-untyped-def]
     folder, _, _ = patient
     pre, post, liver, post_liver = _volumes(folder)
@@ -71,6 +73,7 @@ def test_deformable_stage_runs_and_keeps_the_livers_aligned(patient) -> None:  #
     assert result.liver_dice is not None and result.liver_dice > 0.95
 
 
+@pytest.mark.slow
 def test_without_liver_masks_there_is_no_quality_figure(patient) -> None:  # type: ignore[no-untyped-def]
     folder, _, _ = patient
     pre, post, _, _ = _volumes(folder)
@@ -81,6 +84,7 @@ def test_without_liver_masks_there_is_no_quality_figure(patient) -> None:  # typ
     assert "no quality figure" in result.reason
 
 
+@pytest.mark.slow
 def test_registration_is_identical_whatever_the_callers_thread_count(patient) -> None:  # type: ignore[no-untyped-def]
     """ITK sums the metric per thread: with 2 threads two runs differed in the 7th digit and a
     voxel of an ablation zone flipped (found by the extraction benchmark's resume check)."""

@@ -45,6 +45,7 @@ def _encoded(X: pd.DataFrame) -> pd.DataFrame:
     return pd.get_dummies(X.fillna(X.median(numeric_only=True)), drop_first=True).astype(float)
 
 
+@pytest.mark.slow
 def test_numeric_embeddings_learn_a_periodic_effect_the_plain_mlp_misses() -> None:
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.normal(size=(600, 3)), columns=["a", "b", "c"])
@@ -61,6 +62,7 @@ def test_numeric_embeddings_learn_a_periodic_effect_the_plain_mlp_misses() -> No
     assert MLPClassifier().embedding == 8  # embeddings are the default
 
 
+@pytest.mark.slow
 def test_the_classifier_learns_like_a_logistic_model_and_handles_gaps() -> None:
     X, y = _binary()
     # Without numeric embeddings: on a truly linear effect the wide term is all it needs.
@@ -78,6 +80,7 @@ def test_the_classifier_learns_like_a_logistic_model_and_handles_gaps() -> None:
     assert importance.shape == (5,) and int(np.argmax(importance)) == 0  # the driver
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_network_and_the_state_round_trips() -> None:
     X, y = _binary(seed=1)
     first = MLPClassifier(**FAST).fit(X, y)
@@ -98,6 +101,7 @@ def test_the_same_seed_gives_the_same_network_and_the_state_round_trips() -> Non
     np.testing.assert_array_equal(older.predict_proba(X), plain.predict_proba(X))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("network", [DeepSurv, DeepDiscreteTime])
 def test_survival_networks_rank_like_cox_and_give_survival_curves(network: type) -> None:
     X, y = _survival()

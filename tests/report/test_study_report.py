@@ -36,6 +36,9 @@ from hepablate.study import StudyConfig, run_study, study_data
 from hepablate.study.data import StudyData
 from hepablate.study.results import write_outputs
 
+# Its fixtures take tens of seconds: the whole module is left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = Path("/usr/bin/chromium")
 SELECTION = [{"method": "near_zero_variance"}, {"method": "univariate", "params": {"fdr": 0.2}}]
 BINARY: dict[str, Any] = {

@@ -45,6 +45,7 @@ def test_univariate_keeps_the_associated_columns_and_no_noise() -> None:
     assert selector.pvalues_[X.columns.get_loc("inf1")] < 1e-10
 
 
+@pytest.mark.slow
 def test_embedded_l1_keeps_the_informative_columns_and_at_most_one_noise_column() -> None:
     selector = Embedded(cv=5)
     chosen = selected(selector)
@@ -57,6 +58,7 @@ def test_embedded_l1_keeps_the_informative_columns_and_at_most_one_noise_column(
     assert len(best & set(NOISE)) > len(chosen & set(NOISE))
 
 
+@pytest.mark.slow
 def test_embedded_elastic_net_keeps_the_duplicate_group_together() -> None:
     chosen = selected(Embedded(penalty="elasticnet", l1_ratio=0.5))
     # the grouping effect of the elastic net (Zou & Hastie 2005): all near-copies stay
@@ -80,6 +82,7 @@ def test_mrmr_picks_the_informative_columns_before_a_duplicate() -> None:
     assert np.isnan(four.fcq_).sum() == 26 - 4
 
 
+@pytest.mark.slow
 def test_wrapper_rfecv_keeps_the_informative_columns_and_no_noise() -> None:
     selector = Wrapper(cv=5)
     chosen = selected(selector)
@@ -95,6 +98,7 @@ def test_wrapper_rfe_with_a_fixed_number() -> None:
     assert selected(Wrapper(n_features=3)) == set(INFORMATIVE)
 
 
+@pytest.mark.slow
 def test_stability_selection_splits_a_duplicated_signal_and_keeps_no_noise() -> None:
     selector = StabilitySelection(n_resamples=50)
     chosen = selected(selector)
@@ -108,6 +112,7 @@ def test_stability_selection_splits_a_duplicated_signal_and_keeps_no_noise() -> 
     assert selector.n_selected_ == 5
 
 
+@pytest.mark.slow
 def test_stability_selection_after_redundancy_keeps_exactly_the_informative_columns() -> None:
     pipeline = make_pipeline(Redundancy(), StabilitySelection(n_resamples=50))
     pipeline.set_output(transform="pandas")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from hepablate.selection import (
@@ -35,6 +36,7 @@ SELECTORS = [
 ]
 
 
+@pytest.mark.slow
 @parametrize_with_checks(SELECTORS)
 def test_scikit_learn_common_checks(estimator: Any, check: Any) -> None:
     check(estimator)

@@ -109,6 +109,7 @@ def test_a_clone_refitted_on_other_rows_selects_afresh() -> None:
     assert embedded.coef_.shape == (embedded.n_features_in_,)
 
 
+@pytest.mark.slow
 def test_a_refit_with_other_settings_leaves_nothing_of_the_first_fit() -> None:
     wrapper = Wrapper(cv=3).fit(X, Y)
     assert hasattr(wrapper, "cv_scores_")

@@ -107,6 +107,7 @@ SUPERVISED = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selector", SUPERVISED, ids=lambda s: type(s).__name__)
 def test_force_keeps_a_pure_noise_column(selector: Any) -> None:
     assert "noise3" not in names(selector)
@@ -115,6 +116,7 @@ def test_force_keeps_a_pure_noise_column(selector: Any) -> None:
     assert {"inf1", "inf2"} <= forced
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "selector", [Univariate(), Embedded(cv=3), StabilitySelection(n_resamples=10)]
 )
@@ -217,6 +219,7 @@ ALL = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("survival_y", [False, True], ids=["binary", "survival"])
 @pytest.mark.parametrize("selector", ALL, ids=lambda s: type(s).__name__)
 def test_a_constant_column_is_harmless(selector: Any, survival_y: bool) -> None:

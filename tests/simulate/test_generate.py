@@ -15,6 +15,9 @@ from hepablate.imaging.io import read_volume
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import cohort_rates, oracle_scores, read_truth
 
+# Its fixtures take tens of seconds: the whole module is left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:

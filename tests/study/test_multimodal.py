@@ -26,6 +26,9 @@ from hepablate.study import StudyConfig, run_study
 from hepablate.study.data import StudyData
 from hepablate.study.results import summarise
 
+# Its fixtures take tens of seconds: the whole module is left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 SIZE = 12
 FAST: dict[str, Any] = {
     "channels": (4, 8),

@@ -23,6 +23,9 @@ from hepablate.study import StudyConfig, StudyConfigError, run_study, study_data
 from hepablate.study import run as run_module
 from hepablate.study.results import ModelTime, summarise
 
+# Its fixtures take tens of seconds: the whole module is left out of make test-fast.
+pytestmark = pytest.mark.slow
+
 FAST: dict[str, Any] = {
     "name": "test study",
     "endpoint": "rfs_24m",

@@ -26,6 +26,7 @@ def _sample(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return (rng.uniform(size=n) < p).astype(int), p
 
 
+@pytest.mark.slow
 def test_auc_and_its_ci_narrow_with_more_patients() -> None:
     y, p = _sample(400)
     small = m.binary_metrics(y[:100], p[:100], np.arange(100), threshold=0.3, n_bootstrap=300)
@@ -37,6 +38,7 @@ def test_auc_and_its_ci_narrow_with_more_patients() -> None:
     assert np.diff(large["auc"]["ci"])[0] < np.diff(small["auc"]["ci"])[0]
 
 
+@pytest.mark.slow
 def test_the_cluster_bootstrap_resamples_whole_patients_and_widens_the_ci() -> None:
     groups = np.repeat(np.arange(50), 3)
     for rows in m.cluster_bootstrap_indices(groups, 20, seed=1):
@@ -61,6 +63,7 @@ def test_cluster_bootstrap_accepts_any_labels_and_is_reproducible() -> None:
         assert all(c % sizes[str(g)] == 0 for g, c in zip(labels, counts, strict=True))
 
 
+@pytest.mark.slow
 def test_resamples_where_a_metric_is_undefined_are_skipped_and_counted() -> None:
     y = np.zeros(30, dtype=int)
     y[0] = 1  # a resample misses the only event with probability (29/30)^30 = 0.36
@@ -93,6 +96,7 @@ def test_threshold_metrics_on_a_hand_made_table() -> None:
     assert result["brier"]["value"] == pytest.approx(np.mean((p - y) ** 2))
 
 
+@pytest.mark.slow
 def test_calibration_intercept_and_slope() -> None:
     y, p = _sample(5000, seed=3)
     good = m.binary_metrics(y, p, np.arange(5000), threshold=0.3, n_bootstrap=100)
@@ -216,6 +220,7 @@ def test_delong_variance_of_one_auc_on_a_hand_example() -> None:
     assert swapped["p_value"] == pytest.approx(result["p_value"])
 
 
+@pytest.mark.slow
 def test_survival_metrics_and_risk_groups() -> None:
     rng = np.random.default_rng(6)
     n = 300
@@ -263,6 +268,7 @@ def test_survival_metrics_and_risk_groups() -> None:
     assert two["groups"][1]["n"] == int(np.sum(risk >= 0)) and two["logrank"]["df"] == 1
 
 
+@pytest.mark.slow
 def test_integrated_brier_score_and_times_outside_the_follow_up() -> None:
     rng = np.random.default_rng(7)
     n = 200
