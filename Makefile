@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE := examples/minimal_cohort
 
-.PHONY: demo test acceptance install system-deps lint typecheck pytest examples clean bench-radiomics-libraries
+.PHONY: demo test test-fast acceptance install system-deps lint typecheck pytest examples clean bench-radiomics-libraries
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ typecheck: install
 THREADS := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 pytest: install
 	$(THREADS) $(BIN)/python -m pytest -n auto --dist loadscope --durations=15
+
+# The suite without the tests marked slow (those of more than a few seconds, and the modules
+# whose fixtures take tens of seconds): a few minutes, for the edit-test loop.
+test-fast: install
+	$(THREADS) $(BIN)/python -m pytest -n auto --dist loadscope --durations=15 -m "not slow"
 
 # Issue acceptance checks too long for CI (tests marked `acceptance`; about 40 min on 2 cores).
 acceptance: install
