@@ -217,6 +217,23 @@ def test_the_splits_in_worker_processes_give_what_one_process_gives(features: Pa
     assert one["permutation"]["runs"] == two["permutation"]["runs"]
 
 
+def test_a_saga_logistic_grid_gives_the_same_study_twice(features: Path) -> None:
+    """The saga solver shuffles: seeded by the study, two runs in one process are equal."""
+    table = pd.read_parquet(features)
+    grid = {"C": [0.1, 1.0], "l1_ratio": [0.0, 1.0], "solver": ["saga"]}
+    config = StudyConfig.model_validate(
+        {
+            **FAST,
+            "models": [{"name": "logistic", "kind": "logistic", "grid": grid}],
+            "validation": {**FAST["validation"], "repeats": 1, "permutations": 0},
+            "workers": 1,
+        }
+    )
+    first, second = (run_study(study_data(table, config), config, refit=False) for _ in range(2))
+    np.testing.assert_array_equal(first.models["logistic"].oof, second.models["logistic"].oof)
+    assert first.models["logistic"].best_params == second.models["logistic"].best_params
+
+
 def test_outer_folds_never_split_a_patient_and_repeats_differ(features: Path) -> None:
     table = pd.read_parquet(features)
     config = StudyConfig.model_validate({**FAST, "endpoint": "ltp_24m"})

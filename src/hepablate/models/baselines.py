@@ -45,7 +45,9 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
 def make_model(kind: str, seed: int = 0) -> BaseEstimator:
     """An unfitted baseline of ``kind`` (see ``DEFAULT_GRIDS`` for what gets tuned)."""
     if kind == "logistic":
-        return LogisticRegression(C=1.0, max_iter=5000)
+        # random_state seeds the saga and liblinear solvers' shuffling (lbfgs ignores it);
+        # without it saga drew from numpy's global generator and a study did not repeat.
+        return LogisticRegression(C=1.0, max_iter=5000, random_state=seed)
     if kind == "gradient_boosting":
         return HistGradientBoostingClassifier(
             max_iter=200, learning_rate=0.05, max_depth=3, early_stopping=False, random_state=seed
