@@ -101,7 +101,15 @@ class CropSource:
         for patient, tumour in _tumours(index):
             patients.setdefault(patient, []).append(tumour)
         for patient, tumours in patients.items():
-            crops = self._patient(patient)
+            key = self.keys.get(patient)
+            if key is None:
+                raise KeyError(f"patient {patient}: no crops in the FeatureTable's cache")
+            # The names in the archive's directory only: ``stack`` reads and verifies the data.
+            path = self.cache.crops_path(patient, key)
+            if not path.is_file():
+                self._patient(patient)  # the cache's error, naming the patient and the file
+            with np.load(path, allow_pickle=False) as archive:
+                crops = set(archive.files)
             for tumour in tumours:
                 if f"{tumour}_pre" not in crops:
                     raise KeyError(f"patient {patient}, tumour {tumour}: no pre crop")
