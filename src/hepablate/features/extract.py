@@ -787,7 +787,7 @@ def _deep_encoder(config: ExtractionConfig, cache: Path | None) -> Any:
         )
     if not hasattr(bundle.pipeline[-1], "embed"):
         raise BundleError(
-            f"deep: {config.deep.bundle} holds a {bundle.manifest['kind']} model, which has no "
+            f"deep: {config.deep.bundle} holds a {bundle.manifest.kind} model, which has no "
             "image encoder (multimodal and multimodal_surv have one)"
         )
     return bundle
@@ -808,8 +808,8 @@ def _with_deep_features(table: pd.DataFrame, bundle: Any) -> pd.DataFrame:
     table.attrs["hepablate"]["deep_encoder"] = {
         "bundle": str(bundle.path),
         "id": bundle.id,
-        "model": bundle.manifest["model"],
-        "kind": bundle.manifest["kind"],
+        "model": bundle.manifest.model,
+        "kind": bundle.manifest.kind,
         "columns": list(embedded.columns),
     }
     return table
