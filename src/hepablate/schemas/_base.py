@@ -15,6 +15,7 @@ __all__ = [
     "absent_if_none",
     "check_version",
     "dump_json",
+    "tag",
     "validate",
 ]
 
@@ -50,16 +51,23 @@ class OutputFileError(ValueError):
     missing or of the wrong type. The message starts with the file and names the field."""
 
 
-def _where(loc: tuple[int | str, ...], tags: frozenset[str]) -> str:
-    parts = [str(p) for p in loc if not (isinstance(p, str) and p in tags)]
-    return ".".join(parts) or "the top level"
+def tag(name: str) -> str:
+    """The tag of one member of a union told apart by a discriminator function: bracketed, so
+    that error paths can leave it out (``models.logistic.metrics``, not ``...[binary]...``)."""
+    return f"[{name}]"
 
 
-def describe(exc: ValidationError, tags: frozenset[str] = frozenset()) -> list[str]:
+def _is_tag(part: int | str) -> bool:
+    return isinstance(part, str) and part.startswith("[") and part.endswith("]")
+
+
+def describe(exc: ValidationError) -> list[str]:
     """One line per problem, ``field.path: message`` (tags of unions left out of the path)."""
     lines = []
     for error in exc.errors(include_url=False):
-        lines.append(f"{_where(error['loc'], tags)}: {error['msg'].lower()}")
+        where = ".".join(str(p) for p in error["loc"] if not _is_tag(p))
+        message = error["msg"][:1].lower() + error["msg"][1:]
+        lines.append(f"{where}: {message}" if where else message)
     return list(dict.fromkeys(lines))
 
 
@@ -88,14 +96,9 @@ def check_version(path: Path | str, raw: Any, current: int, key: str = "schema_v
         )
 
 
-def validate(
-    path: Path | str, raw: Any, shape: type[T] | TypeAdapter[T], tags: frozenset[str] = frozenset()
-) -> T:
+def validate(path: Path | str, raw: Any, shape: TypeAdapter[T]) -> T:
     """``raw`` as ``shape``, or an OutputFileError: ``path: field.path: message`` per problem."""
-    adapter = shape if isinstance(shape, TypeAdapter) else TypeAdapter(shape)
     try:
-        return adapter.validate_python(raw)
+        return shape.validate_python(raw)
     except ValidationError as exc:
-        raise OutputFileError(
-            "\n".join(f"{path}: {line}" for line in describe(exc, tags))
-        ) from None
+        raise OutputFileError("\n".join(f"{path}: {line}" for line in describe(exc))) from None

@@ -4,9 +4,9 @@ a new patient, per tumour (or per patient for a patient-level endpoint)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 
 from hepablate.schemas._base import (
     Closed,
@@ -14,6 +14,7 @@ from hepablate.schemas._base import (
     absent_if_none,
     check_version,
     load_json,
+    tag,
     validate,
 )
 from hepablate.schemas.metrics import CohortSummary, Estimate, ModelKind, StudyEndpoint
@@ -98,6 +99,25 @@ class GradientContribution(Closed):
     contribution: float
 
 
+def _by_key(key: str, present: type[BaseModel], yes: str, no: str) -> Discriminator:
+    """Tell two members of a union apart by whether a JSON object has ``key`` (or whether a
+    built object is a ``present``)."""
+
+    def choose(value: Any) -> str:
+        if isinstance(value, dict):
+            return tag(yes if key in value else no)
+        return tag(yes if isinstance(value, present) else no)
+
+    return Discriminator(choose)
+
+
+Contribution = Annotated[
+    Annotated[ShapleyContribution, Tag(tag("shapley"))]
+    | Annotated[GradientContribution, Tag(tag("gradient"))],
+    _by_key("reference", ShapleyContribution, "shapley", "gradient"),
+]
+
+
 class WhatIf(Closed):
     available: Literal[True]
     feature: str
@@ -111,6 +131,18 @@ class WhatIf(Closed):
 class WhatIfUnavailable(Closed):
     available: Literal[False]
     reason: str
+
+
+def _available(value: Any) -> str:
+    available = value.get("available") if isinstance(value, dict) else isinstance(value, WhatIf)
+    return tag("available" if available is True else "unavailable")
+
+
+WhatIfMargin = Annotated[
+    Annotated[WhatIf, Tag(tag("available"))]
+    | Annotated[WhatIfUnavailable, Tag(tag("unavailable"))],
+    Discriminator(_available),
+]
 
 
 class InputCheck(Closed):
@@ -129,9 +161,9 @@ class BinaryPrediction(Closed):
     uncertainty: float | None  # the deep ensemble's spread
     uncertainty_method: str
     risk_group: str
-    contributions: list[ShapleyContribution | GradientContribution]  # largest first
+    contributions: list[Contribution]  # largest first
     contribution_method: str
-    what_if_margin: WhatIf | WhatIfUnavailable
+    what_if_margin: WhatIfMargin
     input_checks: list[InputCheck]
 
     @property
@@ -147,14 +179,21 @@ class SurvivalPrediction(Closed):
     uncertainty: float | None
     uncertainty_method: str
     risk_group: str
-    contributions: list[ShapleyContribution | GradientContribution]
+    contributions: list[Contribution]
     contribution_method: str
-    what_if_margin: WhatIf | WhatIfUnavailable
+    what_if_margin: WhatIfMargin
     input_checks: list[InputCheck]
 
     @property
     def value(self) -> float:
         return self.risk_score
+
+
+PredictionRow = Annotated[
+    Annotated[BinaryPrediction, Tag(tag("binary"))]
+    | Annotated[SurvivalPrediction, Tag(tag("survival"))],
+    _by_key("risk_score", SurvivalPrediction, "survival", "binary"),
+]
 
 
 class ExtractionWarning(Open):
@@ -175,7 +214,7 @@ class Prediction(Closed):
     validation: ValidationInfo
     risk_groups: RiskGroupCuts
     threshold: float | None
-    predictions: list[BinaryPrediction] | list[SurvivalPrediction]
+    predictions: list[PredictionRow]  # per tumour (per patient: a patient-level endpoint)
     warnings: list[ExtractionWarning]  # everything the extraction noted about the patient
 
 
