@@ -126,14 +126,14 @@ def test_a_metrics_json_missing_a_field_names_the_file_and_the_field(
     with pytest.raises(OutputFileError) as refused:
         read_metrics(old)
     assert str(refused.value).splitlines() == [
-        f"{old}: models.logistic.metrics.auc: field required",
-        f"{old}: models.mlp.roc.fpr.0: input should be a valid number, unable to parse string "
+        f"{old}: models.logistic.metrics.auc: Field required",
+        f"{old}: models.mlp.roc.fpr.0: Input should be a valid number, unable to parse string "
         "as a number",
     ]
     # The report reads through the model: the same error, not a KeyError.
     for name in ("selected_features.csv", "predictions.csv"):
         (tmp_path / name).write_bytes((written["binary"].run / name).read_bytes())
-    with pytest.raises(OutputFileError, match=r"models\.logistic\.metrics\.auc: field required"):
+    with pytest.raises(OutputFileError, match=r"models\.logistic\.metrics\.auc: Field required"):
         render_report(tmp_path)
 
 
@@ -145,7 +145,7 @@ def test_nan_is_refused_and_a_file_that_is_not_json_is_named(
     raw["models"]["cox"]["metrics"]["harrell_c"]["value"] = float("nan")
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps(raw), encoding="utf-8")  # Python writes NaN unless told not to
-    with pytest.raises(OutputFileError, match=r"models\.cox\.metrics\.harrell_c\.value: input"):
+    with pytest.raises(OutputFileError, match=r"models\.cox\.metrics\.harrell_c\.value: Input"):
         read_metrics(path)
     path.write_text(text[: len(text) // 2], encoding="utf-8")
     with pytest.raises(OutputFileError, match=rf"^{path}: not valid JSON"):
@@ -184,8 +184,8 @@ def test_a_prediction_missing_a_field_names_the_row_and_the_field(
     with pytest.raises(OutputFileError) as refused:
         read_prediction(path)
     assert str(refused.value).splitlines() == [
-        f"{path}: predictions.0.what_if_margin.note: field required",
-        f"{path}: predictions.1.risk_group: field required",
+        f"{path}: predictions.0.what_if_margin.note: Field required",
+        f"{path}: predictions.1.risk_group: Field required",
     ]
 
 

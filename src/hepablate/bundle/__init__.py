@@ -63,12 +63,12 @@ from hepablate.bundle.signing import (
     make_signature,
     user_key,
 )
+from hepablate.schemas import describe
 from hepablate.schemas.manifest import MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, Manifest
 from hepablate.schemas.metrics import (
-    BinaryMetrics,
     BinaryStudySummary,
     CohortSummary,
-    SurvivalMetrics,
+    ModelMetrics,
     SurvivalStudySummary,
 )
 
@@ -216,7 +216,7 @@ class BundleMetrics(_Open):
     comparison and the permutation check too, kept as written)."""
 
     model: str
-    metrics: BinaryMetrics | SurvivalMetrics
+    metrics: ModelMetrics
     cohort: CohortSummary
     validation: _MetricsValidation
 
@@ -232,9 +232,7 @@ _Shape = TypeVar("_Shape", bound=BaseModel)
 
 
 def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"]) or "the top level"
-    return f"{where}: {error['msg']}"
+    return describe(exc)[0]
 
 
 def _reference(inputs: pd.DataFrame) -> dict[str, Any]:

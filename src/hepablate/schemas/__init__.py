@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from hepablate.schemas._base import OutputFileError, dump_json
+from hepablate.schemas._base import OutputFileError, describe, dump_json
 from hepablate.schemas.manifest import Manifest
 from hepablate.schemas.metrics import (
     METRICS_SCHEMA_VERSION,
@@ -46,6 +46,7 @@ __all__ = [
     "Prediction",
     "StudySummary",
     "SurvivalStudySummary",
+    "describe",
     "dump_json",
     "json_schemas",
     "parse_metrics",

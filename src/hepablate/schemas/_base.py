@@ -14,6 +14,7 @@ __all__ = [
     "OutputFileError",
     "absent_if_none",
     "check_version",
+    "describe",
     "dump_json",
     "tag",
     "validate",
@@ -66,8 +67,7 @@ def describe(exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors(include_url=False):
         where = ".".join(str(p) for p in error["loc"] if not _is_tag(p))
-        message = error["msg"][:1].lower() + error["msg"][1:]
-        lines.append(f"{where}: {message}" if where else message)
+        lines.append(f"{where}: {error['msg']}" if where else error["msg"])
     return list(dict.fromkeys(lines))
 
 

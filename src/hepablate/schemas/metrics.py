@@ -33,6 +33,7 @@ __all__ = [
     "Estimate",
     "FoldMean",
     "ModelKind",
+    "ModelMetrics",
     "ModelTime",
     "StudyEndpoint",
     "StudySummary",
@@ -133,6 +134,19 @@ class SurvivalMetrics(Closed):
     def headline(self) -> Estimate:
         """The metric models are ranked by: Harrell's C."""
         return self.harrell_c
+
+
+def _metrics_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return tag("survival" if "harrell_c" in value else "binary")
+    return tag("survival" if isinstance(value, SurvivalMetrics) else "binary")
+
+
+# A model's metrics, of either endpoint (where the file does not say which: a bundle's).
+ModelMetrics = Annotated[
+    Annotated[BinaryMetrics, Tag(tag("binary"))] | Annotated[SurvivalMetrics, Tag(tag("survival"))],
+    Discriminator(_metrics_kind),
+]
 
 
 # --- curves ---------------------------------------------------------------------------------
@@ -506,6 +520,6 @@ def parse_metrics(
 
 def read_metrics(path: Path | str) -> BinaryStudySummary | SurvivalStudySummary:
     """``metrics.json`` as its typed summary; an ``OutputFileError`` names the file and, per
-    problem, the field (``models.logistic.metrics.auc: field required``)."""
+    problem, the field (``models.logistic.metrics.auc: Field required``)."""
     path = Path(path)
     return parse_metrics(load_json(path), path)
