@@ -147,7 +147,7 @@ def test_with_shuffled_labels_the_auc_ci_contains_chance(features: Path) -> None
     for run in permutation.runs:
         assert run.ci is not None and run.ci[0] <= 0.5 <= run.ci[1]
         assert run.value is not None and abs(run.value - 0.5) < 0.15
-    assert all(permutation["ci_contains_chance"])
+    assert all(permutation.ci_contains_chance)
 
 
 def test_no_fit_ever_sees_a_test_patient(features: Path, monkeypatch: pytest.MonkeyPatch) -> None:

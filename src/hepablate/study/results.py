@@ -28,13 +28,7 @@ from hepablate.study.config import DEEP_MODELS
 from hepablate.study.run import ModelRun, Split, StudyResult
 from hepablate.validation import metrics as m
 
-__all__ = [
-    "ModelTime",
-    "model_time",
-    "selection_frequency",
-    "summarise",
-    "write_outputs",
-]
+__all__ = ["ModelTime", "model_time", "selection_frequency", "summarise", "write_outputs"]
 
 
 def _seconds(values: list[float]) -> list[float]:
