@@ -52,14 +52,20 @@ class OutputFileError(ValueError):
     missing or of the wrong type. The message starts with the file and names the field."""
 
 
+_TAGS: set[str] = set()
+
+
 def tag(name: str) -> str:
-    """The tag of one member of a union told apart by a discriminator function: bracketed, so
-    that error paths can leave it out (``models.logistic.metrics``, not ``...[binary]...``)."""
-    return f"[{name}]"
+    """The tag of one member of a union told apart by a discriminator function. Error paths
+    leave the tags out (``models.logistic.metrics``, not ``models.logistic.<binary>.metrics``);
+    only registered tags are, so pydantic's own ``[key]`` marker of a dict key stays."""
+    tagged = f"<{name}>"
+    _TAGS.add(tagged)
+    return tagged
 
 
 def _is_tag(part: int | str) -> bool:
-    return isinstance(part, str) and part.startswith("[") and part.endswith("]")
+    return isinstance(part, str) and part in _TAGS
 
 
 def describe(exc: ValidationError) -> list[str]:
