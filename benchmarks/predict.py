@@ -52,9 +52,7 @@ def main() -> None:
         start = time.perf_counter()
         predict_table(bundle, table)
         alone.append(time.perf_counter() - start)
-    print(
-        f"bundle {args.bundle} ({bundle.manifest['model']}): loaded and verified in {loading:.2f} s"
-    )
+    print(f"bundle {args.bundle} ({bundle.manifest.model}): loaded and verified in {loading:.2f} s")
     print("\n| step | runs | p50 (s) | p90 (s) |\n|---|---|---|---|")
     print(_row("extraction + prediction (what `hepablate predict` does after loading)", whole))
     print(_row("prediction alone (contributions and what-if included)", alone))

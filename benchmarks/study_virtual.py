@@ -70,16 +70,18 @@ def main() -> None:
     oracle = oracle_scores(args.cohort, sorted(set(data.groups)))["ltp_24m_auc"]
     print("\n| model | cross-validated AUC (95% CI) | oracle AUC, same rows | gap |")
     print("|---|---|---|---|")
-    for name in summary["comparison"]["ranking"]:
-        auc = summary["models"][name]["metrics"]["auc"]
-        gap = "-" if oracle is None else f"{oracle - auc['value']:.3f}"
+    for name in summary.comparison.ranking:
+        auc = summary.models[name].metrics.headline
+        assert auc.value is not None and auc.ci is not None, name
+        gap = "-" if oracle is None else f"{oracle - auc.value:.3f}"
         print(
-            f"| {name} | {auc['value']:.3f} ({auc['ci'][0]:.3f} to {auc['ci'][1]:.3f}) | "
+            f"| {name} | {auc.value:.3f} ({auc.ci[0]:.3f} to {auc.ci[1]:.3f}) | "
             f"{oracle:.3f} | {gap} |"
         )
     # Issue 6's criterion: every driver in >= 80% of the outer training sets, each noise column
     # in at most 40% (20% on average), the best model within 0.05 of the oracle.
-    best = summary["models"][summary["comparison"]["ranking"][0]]["metrics"]["auc"]["value"]
+    best = summary.models[summary.comparison.ranking[0]].metrics.headline.value
+    assert best is not None
     failed = [d for d in LTP_DRIVERS if shares[d] < 0.8]
     failed += [c for c in NOISE_COLUMNS if shares[c] > 0.4]
     if sum(shares[c] for c in NOISE_COLUMNS) / len(NOISE_COLUMNS) > 0.2:

@@ -23,6 +23,7 @@ from hepablate.bundle.predict import MARGIN, predict_table
 from hepablate.cli import app
 from hepablate.cohort import load_cohort
 from hepablate.features.extract import extract
+from hepablate.schemas.metrics import BinaryStudySummary, SurvivalStudySummary
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, run_study, study_data
 from hepablate.study.results import summarise
@@ -48,7 +49,7 @@ STUDY: dict[str, Any] = {
 class Trained:
     table: pd.DataFrame
     result: Any
-    summary: dict[str, Any]
+    summary: BinaryStudySummary | SurvivalStudySummary
     bundle: Path
 
 
@@ -94,8 +95,8 @@ def _rewrite_manifest(bundle: Path, manifest: dict[str, Any]) -> None:
 
 def test_the_bundle_holds_the_best_model_and_predicts_as_it_did(trained: Trained) -> None:
     bundle = load_bundle(trained.bundle)
-    best = trained.summary["comparison"]["ranking"][0]
-    assert bundle.manifest["model"] == best
+    best = trained.summary.comparison.ranking[0]
+    assert bundle.manifest.model == best
     manifest = json.loads((trained.bundle / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["files"]) == {
         "extraction.json",
@@ -109,7 +110,7 @@ def test_the_bundle_holds_the_best_model_and_predicts_as_it_did(trained: Trained
     assert all(len(digest) == 64 for digest in manifest["files"].values())
     assert manifest["versions"]["scikit-learn"] and manifest["versions"]["hepablate"]
     # No time in the manifest (the id would change with it): the signature has it.
-    assert "created" not in manifest and bundle.manifest["created"] == bundle.trust.signed_at
+    assert "created" not in manifest and bundle.created == bundle.trust.signed_at
     assert (trained.bundle / "signature.json").is_file()
     assert bundle.trust.how == "signature" and bundle.trust.key_name == "own key"
     inputs = bundle.inputs(bundle.rows(trained.table))
@@ -183,7 +184,7 @@ def test_prediction_with_contributions_and_a_falling_what_if_curve(trained: Trai
     bundle: Bundle = load_bundle(trained.bundle)
     assert MARGIN in bundle.schema["selected"]
     patient = bundle.rows(trained.table).iloc[[0]]
-    prediction = predict_table(bundle, patient)
+    prediction = predict_table(bundle, patient).model_dump(mode="json")
     [row] = prediction["predictions"]
     assert 0.0 <= row["probability"] <= 1.0
     assert row["risk_group"] in ("low", "intermediate", "high")
@@ -223,7 +224,7 @@ def test_inputs_outside_the_training_data_are_reported(trained: Trained) -> None
         # A missing margin is refused unless asked for (tests/bundle/test_predict_failures.py).
         imputed = predict_table(
             bundle, patient.assign(**{MARGIN: margin}), allow_imputed_margin=True
-        )
+        ).model_dump(mode="json")
         [row] = imputed["predictions"]
         return [c for c in row["input_checks"] if c["feature"] == MARGIN]
 
@@ -320,10 +321,13 @@ def test_survival_curves_run_while_enough_training_rows_are_followed(tmp_path: P
     assert curve["until_months"] == pytest.approx(time[9])  # the 10th longest follow-up
     assert int(np.sum(time >= curve["until_months"])) == 10
     assert curve["follow_up_months"] == pytest.approx(time[0])
-    assert max(summary["validation"]["evaluation_times_months"]) < 31.0 < curve["until_months"]
+    times = summary.validation.evaluation_times_months
+    assert times is not None and max(times) < 31.0 < curve["until_months"]
     assert bundle.thresholds["threshold"] is None  # a risk score has no probability threshold
 
-    [row] = predict_table(bundle, bundle.rows(frame).iloc[[0]])["predictions"]
+    [row] = predict_table(bundle, bundle.rows(frame).iloc[[0]]).model_dump(mode="json")[
+        "predictions"
+    ]
     months = row["survival"]["months"]
     assert months == list(np.arange(1.0, np.floor(time[9]) + 1.0))
     assert row["survival"]["source"].startswith(f"every month up to {time[9]:.1f} months")

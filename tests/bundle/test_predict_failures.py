@@ -194,6 +194,7 @@ def test_with_the_margin_imputed_on_request_every_imputed_input_says_why(
     with pytest.raises(PredictionRefusedError, match=r"registration: liver Dice 0\.\d+ below"):
         predict_cohort(bundle, load_cohort(patient))
     prediction = predict_cohort(bundle, load_cohort(patient), allow_imputed_margin=True)
+    prediction = prediction.model_dump(mode="json")
 
     [row] = prediction["predictions"]
     assert 0.0 <= row["probability"] <= 1.0
@@ -292,7 +293,7 @@ def test_two_runs_in_two_processes_give_identical_contributions(
         "permutation explainer (25 antithetic permutations, seed 0)"
         in method["contribution_method"]
     )
-    assert len(first) > EXACT_SHAP_MAX_COLUMNS and bundle.manifest["model"] == "logistic"
+    assert len(first) > EXACT_SHAP_MAX_COLUMNS and bundle.manifest.model == "logistic"
 
 
 def _interaction(codes: np.ndarray) -> np.ndarray:

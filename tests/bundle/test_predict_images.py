@@ -65,7 +65,7 @@ def test_predict_on_a_new_virtual_patient_with_an_image_survival_bundle(tmp_path
         tmp_path / "bundle",
         extraction=table.attrs["hepablate"]["extraction_config"],
     )
-    assert load_bundle(bundle_dir).manifest["kind"] == "multimodal_surv"
+    assert load_bundle(bundle_dir).manifest.kind == "multimodal_surv"
     new_patient = tmp_path / "new_patient"
     simulate_cohort(SimulationConfig(n=1, seed=10001), new_patient, workers=1)
     out = tmp_path / "prediction.json"

@@ -75,7 +75,7 @@ MODEL_NAMES = [m["name"] for m in BINARY_MODELS + SURVIVAL_MODELS]
 def test_every_kind_loads_and_predicts_as_it_was_fitted(kinds: Kinds, name: str) -> None:
     bundle = load_bundle(kinds.bundles[name])
     result = kinds.results[name]
-    assert bundle.manifest["model"] == name and bundle.trust.how == "signature"
+    assert bundle.manifest.model == name and bundle.trust.how == "signature"
     inputs = bundle.inputs(bundle.rows(kinds.frame))
     fitted = result.final[name]
     expected = (

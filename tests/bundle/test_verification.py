@@ -31,6 +31,7 @@ from hepablate.bundle import (
 )
 from hepablate.bundle.signing import SigningKey, pin_bundle, trust_key
 from hepablate.cli import app
+from hepablate.schemas.metrics import BinaryStudySummary, SurvivalStudySummary
 from tests.bundle.synthetic import rehash, study, table, train
 
 # Its fixtures take tens of seconds: the whole module is left out of make test-fast.
@@ -49,7 +50,7 @@ MODELS = [
 @dataclass
 class Saved:
     result: Any
-    summary: dict[str, Any]
+    summary: BinaryStudySummary | SurvivalStudySummary
     folder: Path  # holds the two bundles, "logistic" and "mlp"
 
 
@@ -95,7 +96,7 @@ def test_save_writes_only_into_a_new_or_empty_folder(saved: Saved, tmp_path: Pat
     empty = tmp_path / "empty"
     empty.mkdir()
     save_bundle(saved.result, saved.summary, empty, extraction=None, model="logistic")
-    assert load_bundle(empty).manifest["model"] == "logistic"
+    assert load_bundle(empty).manifest.model == "logistic"
 
 
 def test_every_file_is_readable_by_all(saved: Saved, tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from hepablate.report.study import (
     write_report,
 )
 from hepablate.report.tripod import ITEMS
+from hepablate.schemas.metrics import Estimate, FoldMean
 from hepablate.study import StudyConfig, run_study, study_data
 from hepablate.study.data import StudyData
 from hepablate.study.results import write_outputs
@@ -154,6 +155,11 @@ def survival_run(
     run_dir = tmp_path_factory.mktemp("survival")
     data, paths = _run(SURVIVAL, run_dir)
     return run_dir, data, paths
+
+
+def _estimate(written: dict[str, Any]) -> str:
+    """How the report shows an estimate of metrics.json (as written: a JSON object)."""
+    return format_estimate(Estimate.model_validate(written))
 
 
 def _metrics(run_dir: Path) -> dict[str, Any]:
@@ -291,13 +297,11 @@ def test_binary_report_holds_every_figure_table_and_number(
     ranking = summary["comparison"]["ranking"]
     comparison = _rows(page, "comparison")
     by_label = {row[0]: row[1:] for row in comparison}
-    assert by_label["AUC"] == [
-        format_estimate(summary["models"][n]["metrics"]["auc"]) for n in ranking
-    ]
+    assert by_label["AUC"] == [_estimate(summary["models"][n]["metrics"]["auc"]) for n in ranking]
     auc = summary["models"][best]["metrics"]["auc"]
     assert f"{auc['value']:.3f} ({auc['ci'][0]:.3f} to {auc['ci'][1]:.3f})" in by_label["AUC"][0]
     slope = summary["models"][ranking[-1]]["metrics"]["calibration_slope"]
-    assert by_label["Calibration slope"][-1] == format_estimate(slope)
+    assert by_label["Calibration slope"][-1] == _estimate(slope)
     delong = {d["against"]: d["p_value"] for d in summary["comparison"]["delong"]}
     row = by_label[f"DeLong p vs {best}"]
     assert row[0] == "best"
@@ -321,7 +325,7 @@ def test_binary_report_holds_every_figure_table_and_number(
 
     permutation = summary["permutation"]["runs"][0]
     perm_row = _rows(page, "permutation")[0]
-    assert perm_row[2] == format_estimate(permutation)
+    assert perm_row[2] == format_estimate(FoldMean.model_validate(permutation))
     contains = permutation["ci"][0] <= 0.5 <= permutation["ci"][1]
     assert perm_row[3] == ("yes" if contains else "no")
     assert ("compatible with chance" in text) is contains
@@ -389,9 +393,9 @@ def test_survival_report_has_kaplan_meier_td_auc_and_centres(
     ranking = summary["comparison"]["ranking"]
     by_label = {r[0]: r[1:] for r in _rows(page, "comparison")}
     assert by_label["Harrell's C-index"] == [
-        format_estimate(summary["models"][n]["metrics"]["harrell_c"]) for n in ranking
+        _estimate(summary["models"][n]["metrics"]["harrell_c"]) for n in ranking
     ]
-    assert by_label["Mean time-dependent AUC"][0] == format_estimate(
+    assert by_label["Mean time-dependent AUC"][0] == _estimate(
         summary["models"][best]["metrics"]["td_auc"]["mean_auc"]
     )
     logrank = summary["models"][best]["risk_groups"]["logrank"]
@@ -403,7 +407,7 @@ def test_survival_report_has_kaplan_meier_td_auc_and_centres(
     assert [r[0] for r in centres] == list(summary["by_centre"])
     for row, models in zip(centres, summary["by_centre"].values(), strict=True):
         assert row[1] == str(models[ranking[0]]["n"])
-        assert row[3:] == [format_estimate(models[n]["harrell_c"]) for n in ranking]
+        assert row[3:] == [_estimate(models[n]["harrell_c"]) for n in ranking]
     assert "Validation by centre" in _text(page) or "validation by centre" in _text(page)
 
 
@@ -463,9 +467,13 @@ def test_permutation_runs_are_read_in_plain_words(
         shutil.copy(run_dir / name, tmp_path / name)
     summary = _metrics(run_dir)
     summary["permutation"]["runs"] = [
-        {"value": 0.49, "ci": [0.41, 0.58]},
-        {"value": 0.71, "ci": [0.62, 0.80]},  # above chance: a leak
-        {"value": 0.38, "ci": [0.27, 0.49]},  # below chance: not a leak, but unexpected
+        {"value": 0.49, "ci": [0.41, 0.58], "splits": 3},
+        {"value": 0.71, "ci": [0.62, 0.80], "splits": 3},  # above chance: a leak
+        {
+            "value": 0.38,
+            "ci": [0.27, 0.49],
+            "splits": 3,
+        },  # below chance: not a leak, but unexpected
     ]
     (tmp_path / "metrics.json").write_text(json.dumps(summary), encoding="utf-8")
     page = render_report(tmp_path)

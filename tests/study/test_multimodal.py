@@ -216,12 +216,13 @@ def test_in_a_study_the_deep_model_is_compared_with_the_best_baseline(
         }
     )
     summary = summarise(run_study(data, config, refit=False))
-    [row] = summary["comparison"]["deep_against_baselines"]
-    assert row["deep"] == "multimodal" and row["baseline"] == "logistic"
-    auc = {n: summary["models"][n]["metrics"]["auc"]["value"] for n in ("logistic", "multimodal")}
+    [row] = summary.comparison.deep_against_baselines
+    assert row.deep == "multimodal" and row.baseline == "logistic"
+    auc = {n: summary.models[n].metrics.headline.value for n in ("logistic", "multimodal")}
     # The blob's intensity is only in the image: the network must beat the table's logistic.
     assert auc["multimodal"] > auc["logistic"] + 0.03, auc
-    assert row["difference"]["value"] > 0 and row["verdict"] == "multimodal wins", row
+    value = row.difference.value
+    assert value is not None and value > 0 and row.verdict == "multimodal wins", row
     [sentence] = _deep_sentences(summary)
     assert sentence.startswith("Deep model multimodal against the best baseline, logistic")
     assert "multimodal wins" in sentence

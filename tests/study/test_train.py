@@ -18,10 +18,11 @@ from typer.testing import CliRunner
 from hepablate.cli import app
 from hepablate.cohort import load_cohort
 from hepablate.features.extract import extract
+from hepablate.schemas.metrics import ModelTime, SurvivalStudySummary
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, StudyConfigError, run_study, study_data
 from hepablate.study import run as run_module
-from hepablate.study.results import ModelTime, summarise
+from hepablate.study.results import summarise
 
 # Its fixtures take tens of seconds: the whole module is left out of make test-fast.
 pytestmark = pytest.mark.slow
@@ -114,28 +115,25 @@ def test_metrics_json_holds_each_models_fit_time(features: Path) -> None:
     )
     result = run_study(study_data(table, config), config, refit=True)
     summary = summarise(result)
-    splits = summary["validation"]["splits"]
+    splits = summary.validation.splits
     assert len(splits) == 3
-    for name, scored in summary["models"].items():
-        time = scored["time"]
-        assert set(time) == set(ModelTime.__annotations__), name
-        assert len(time["per_split_seconds"]) == len(time["per_split_cpu_seconds"]) == 3
-        assert all(s > 0 for s in time["per_split_seconds"] + time["per_split_cpu_seconds"])
-        assert time["fit_seconds"] == pytest.approx(sum(time["per_split_seconds"]), abs=0.01)
-        assert time["mean_split_seconds"] == pytest.approx(time["fit_seconds"] / 3, abs=0.01)
-        assert time["fit_cpu_seconds"] > 0
-        assert time["refit_seconds"] > 0
-        assert time["per_split_seconds"] == [round(s, 3) for s in result.models[name].fit_seconds]
-    selection = summary["selection"]
-    assert len(selection["per_split_seconds"]) == 3
-    assert all(s > 0 for s in selection["per_split_seconds"])
+    for name, scored in summary.models.items():
+        time = scored.time
+        assert isinstance(time, ModelTime), name
+        assert len(time.per_split_seconds) == len(time.per_split_cpu_seconds) == 3
+        assert all(s > 0 for s in time.per_split_seconds + time.per_split_cpu_seconds)
+        assert time.fit_seconds == pytest.approx(sum(time.per_split_seconds), abs=0.01)
+        assert time.mean_split_seconds == pytest.approx(time.fit_seconds / 3, abs=0.01)
+        assert time.fit_cpu_seconds > 0
+        assert time.refit_seconds is not None and time.refit_seconds > 0
+        assert time.per_split_seconds == [round(s, 3) for s in result.models[name].fit_seconds]
+    selection = summary.selection
+    assert len(selection.per_split_seconds) == 3
+    assert all(s > 0 for s in selection.per_split_seconds)
     # without the refit there is no refit time, and it says so
-    assert (
-        summarise(run_study(study_data(table, config), config, refit=False))["models"]["logistic"][
-            "time"
-        ]["refit_seconds"]
-        is None
-    )
+    unrefitted = summarise(run_study(study_data(table, config), config, refit=False))
+    time = unrefitted.models["logistic"].time
+    assert time is not None and time.refit_seconds is None
 
 
 def test_with_shuffled_labels_the_auc_ci_contains_chance(features: Path) -> None:
@@ -146,12 +144,13 @@ def test_with_shuffled_labels_the_auc_ci_contains_chance(features: Path) -> None
     result = run_study(study_data(table, config), config, refit=False)
     from hepablate.study.results import summarise
 
-    permutation = summarise(result)["permutation"]
-    assert permutation["metric"] == "auc" and len(permutation["runs"]) == 2
-    for run in permutation["runs"]:
-        assert run["ci"][0] <= 0.5 <= run["ci"][1]
-        assert abs(run["value"] - 0.5) < 0.15
-    assert all(permutation["ci_contains_chance"])
+    permutation = summarise(result).permutation
+    assert permutation is not None
+    assert permutation.metric == "auc" and len(permutation.runs) == 2
+    for run in permutation.runs:
+        assert run.ci is not None and run.ci[0] <= 0.5 <= run.ci[1]
+        assert run.value is not None and abs(run.value - 0.5) < 0.15
+    assert all(permutation.ci_contains_chance)
 
 
 def test_no_fit_ever_sees_a_test_patient(features: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -212,9 +211,10 @@ def test_the_splits_in_worker_processes_give_what_one_process_gives(features: Pa
     for name in one_result.models:
         np.testing.assert_array_equal(one_result.models[name].oof, two_result.models[name].oof)
         assert one_result.models[name].best_params == two_result.models[name].best_params
-        assert one["models"][name]["metrics"] == two["models"][name]["metrics"]
+        assert one.models[name].metrics == two.models[name].metrics
     assert one_result.selected == two_result.selected
-    assert one["permutation"]["runs"] == two["permutation"]["runs"]
+    assert one.permutation is not None and two.permutation is not None
+    assert one.permutation.runs == two.permutation.runs
 
 
 def test_a_saga_logistic_grid_gives_the_same_study_twice(features: Path) -> None:
@@ -261,7 +261,8 @@ def test_validation_by_centre_reports_each_test_centre(features: Path) -> None:
 
     summary = summarise(result)
     centres = sorted(set(data.centres))
-    assert list(summary["by_centre"]) == [f"test centre {c}" for c in centres]
+    assert summary.by_centre is not None
+    assert list(summary.by_centre) == [f"test centre {c}" for c in centres]
     for split in result.splits:
         assert set(data.centres[split.test]) == {split.label.removeprefix("test centre ")}
     unknown = StudyConfig.model_validate(
@@ -285,17 +286,20 @@ def test_survival_endpoint_gives_c_indices_and_risk_groups(features: Path) -> No
     from hepablate.study.results import summarise
 
     summary = summarise(result)
-    scored = summary["models"]["cox"]
-    c = scored["metrics"]["harrell_c"]
+    assert isinstance(summary, SurvivalStudySummary)
+    scored = summary.models["cox"]
+    c = scored.metrics.harrell_c
     risk = np.nanmean(result.models["cox"].oof, axis=0)
     data = result.data
     expected = concordance_index_censored(data.y["event"], data.y["time"], risk)[0]
-    assert c["value"] == pytest.approx(expected) and c["ci"][0] <= c["value"] <= c["ci"][1]
-    groups = scored["risk_groups"]["groups"]
-    assert [g["name"] for g in groups] == ["low", "intermediate", "high"]
-    assert sum(g["n"] for g in groups) == summary["cohort"]["rows"]
-    assert all(g["km"]["survival"][0] == 1.0 for g in groups)
-    assert 0 <= scored["risk_groups"]["logrank"]["p_value"] <= 1
+    assert c.value == pytest.approx(expected)
+    assert c.ci is not None and c.ci[0] <= c.value <= c.ci[1]
+    groups = scored.risk_groups.groups
+    assert [g.name for g in groups] == ["low", "intermediate", "high"]
+    assert sum(g.n for g in groups) == summary.cohort.rows
+    assert all(g.km.survival[0] == 1.0 for g in groups)
+    logrank = scored.risk_groups.logrank
+    assert logrank is not None and logrank.p_value is not None and 0 <= logrank.p_value <= 1
 
 
 def test_an_unknown_endpoint_is_a_clear_error(features: Path, tmp_path: Path) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -37,6 +36,7 @@ import pytest
 from hepablate import configs
 from hepablate.cohort import load_cohort
 from hepablate.features.extract import extract, load_extraction_config
+from hepablate.schemas.metrics import BinaryStudySummary, SurvivalStudySummary
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import (
     LTP_DRIVERS,
@@ -60,7 +60,7 @@ class Acceptance:
     table: pd.DataFrame
     data: StudyData
     result: StudyResult
-    summary: dict[str, Any]
+    summary: BinaryStudySummary | SurvivalStudySummary
 
 
 def _accept(folder: Path, patients: int) -> Acceptance:
@@ -105,8 +105,9 @@ def _check_selection(run: Acceptance, drivers: tuple[str, ...]) -> None:
 
 def _check_oracle(run: Acceptance) -> None:
     summary = run.summary
-    best = summary["comparison"]["ranking"][0]
-    auc = summary["models"][best]["metrics"]["auc"]["value"]
+    best = summary.comparison.ranking[0]
+    auc = summary.models[best].metrics.headline.value
+    assert auc is not None
     patients = sorted(set(run.data.groups))
     oracle = oracle_scores(run.cohort_dir, patients)["ltp_24m_auc"]
     assert oracle is not None

@@ -44,11 +44,11 @@ import warnings
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.pipeline import Pipeline
 
 from hepablate.bundle._errors import BundleError
@@ -63,12 +63,21 @@ from hepablate.bundle.signing import (
     make_signature,
     user_key,
 )
-from hepablate.study.config import ModelKind
+from hepablate.schemas import describe
+from hepablate.schemas.manifest import MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, Manifest
+from hepablate.schemas.metrics import (
+    BinaryStudySummary,
+    CohortSummary,
+    ModelMetrics,
+    SurvivalStudySummary,
+)
 
 __all__ = [
     "FORMAT_VERSION",
     "Bundle",
     "BundleError",
+    "BundleMetrics",
+    "Manifest",
     "Trust",
     "TrustStore",
     "bundle_id_of",
@@ -78,9 +87,9 @@ __all__ = [
     "sign_bundle",
 ]
 
-FORMAT = "hepablate-bundle"
+FORMAT = MANIFEST_FORMAT
 # 2: no creation time in the manifest (it is the signature's), signature.json, exact file set.
-FORMAT_VERSION = 2
+FORMAT_VERSION = MANIFEST_FORMAT_VERSION
 MANIFEST = "manifest.json"
 # The SHA-256 of manifest.json's bytes (the bundle's id), for people and scripts to read.
 MANIFEST_DIGEST = "manifest.sha256"
@@ -161,34 +170,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def bundle_model_name(summary: dict[str, Any], wanted: str | None) -> str:
+def bundle_model_name(
+    summary: BinaryStudySummary | SurvivalStudySummary, wanted: str | None
+) -> str:
     """The study's ``bundle_model``, or the best-ranked model of the comparison."""
-    ranking = summary["comparison"]["ranking"]
+    ranking = summary.comparison.ranking
     if wanted is None:
-        return str(ranking[0])
-    if wanted not in summary["models"]:
+        return ranking[0]
+    if wanted not in summary.models:
         raise BundleError(f"bundle_model {wanted!r} is not a model of the study ({ranking})")
     return wanted
-
-
-_FileName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}$")]
-_Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-
-
-class Manifest(BaseModel):
-    """``manifest.json``: what the bundle holds and the SHA-256 of each of its files."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    format: Literal["hepablate-bundle"]
-    format_version: Literal[2]
-    model: str
-    kind: ModelKind
-    clinical_only: bool
-    endpoint: dict[str, Any]
-    survival: bool
-    versions: dict[str, str | None]
-    files: dict[_FileName, _Digest]
 
 
 class _Open(BaseModel):
@@ -217,13 +208,16 @@ class _Thresholds(_Open):
 
 
 class _MetricsValidation(_Open):
-    scheme: str
+    scheme: Literal["kfold", "by_centre"]
 
 
-class _Metrics(_Open):
+class BundleMetrics(_Open):
+    """``metrics.json`` of a bundle: the model's part of the study's (``fold_mean``, the
+    comparison and the permutation check too, kept as written)."""
+
     model: str
-    metrics: dict[str, Any]
-    cohort: dict[str, Any]
+    metrics: ModelMetrics
+    cohort: CohortSummary
     validation: _MetricsValidation
 
 
@@ -238,9 +232,7 @@ _Shape = TypeVar("_Shape", bound=BaseModel)
 
 
 def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"]) or "the top level"
-    return f"{where}: {error['msg']}"
+    return describe(exc)[0]
 
 
 def _reference(inputs: pd.DataFrame) -> dict[str, Any]:
@@ -310,7 +302,7 @@ def _new_folder(out: Path) -> None:
 
 def save_bundle(
     result: Any,
-    summary: dict[str, Any],
+    summary: BinaryStudySummary | SurvivalStudySummary,
     out: Path,
     *,
     extraction: dict[str, Any] | None,
@@ -337,7 +329,7 @@ def save_bundle(
     oof = mean_prediction(result.models[name])
     oof = oof[~np.isnan(oof)]
     cuts = [float(np.quantile(oof, 1 / 3)), float(np.quantile(oof, 2 / 3))]
-    scored = summary["models"][name]
+    scored = summary.models[name]
     ranges, levels = _training_domain(inputs)
     files: dict[str, bytes] = {
         "extraction.json": _json_bytes(extraction),
@@ -360,30 +352,32 @@ def save_bundle(
             )
         ),
         "metrics.json": _json_bytes(
-            _plain(
-                {
-                    "model": name,
-                    "metrics": scored["metrics"],
-                    "fold_mean": scored.get("fold_mean"),
-                    "comparison": summary["comparison"],
-                    "permutation": summary.get("permutation"),
-                    "cohort": summary["cohort"],
-                    "validation": summary["validation"],
-                }
-            )
+            {
+                "model": name,
+                "metrics": scored.metrics.model_dump(mode="json"),
+                "fold_mean": None
+                if scored.fold_mean is None
+                else scored.fold_mean.model_dump(mode="json"),
+                "comparison": summary.comparison.model_dump(mode="json"),
+                "permutation": None
+                if summary.permutation is None
+                else summary.permutation.model_dump(mode="json"),
+                "cohort": summary.cohort.model_dump(mode="json"),
+                "validation": summary.validation.model_dump(mode="json"),
+            }
         ),
         "thresholds.json": _json_bytes(
             _plain(
                 {
-                    "threshold": summary["validation"]["threshold"],
-                    "threshold_source": summary["validation"]["threshold_source"],
+                    "threshold": summary.validation.threshold,
+                    "threshold_source": summary.validation.threshold_source,
                     "risk_groups": {
                         "labels": ["low", "intermediate", "high"],
                         "cuts": cuts,
                         "source": "tertiles of the cross-validated (out-of-fold) predictions"
                         + (" of the risk score" if data.survival else " of the probability"),
                     },
-                    "evaluation_times_months": summary["validation"]["evaluation_times_months"],
+                    "evaluation_times_months": summary.validation.evaluation_times_months,
                     "survival_curve": _curve_months(data.y["time"]) if data.survival else None,
                 }
             )
@@ -401,17 +395,19 @@ def save_bundle(
     else:
         files["model.skops"] = dump_skops(estimator)
     manifest = _json_bytes(
-        {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "model": name,
-            "kind": spec.kind,
-            "clinical_only": spec.clinical_only,
-            "endpoint": _plain(data.endpoint),
-            "survival": data.survival,
-            "versions": _versions(),
-            "files": {n: _sha256(files[n]) for n in sorted(files)},
-        }
+        Manifest.model_validate(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "model": name,
+                "kind": spec.kind,
+                "clinical_only": spec.clinical_only,
+                "endpoint": _plain(data.endpoint),
+                "survival": data.survival,
+                "versions": _versions(),
+                "files": {n: _sha256(files[n]) for n in sorted(files)},
+            }
+        ).model_dump(mode="json")
     )
     for file_name, content in files.items():
         write_new(out / file_name, content)
@@ -441,10 +437,10 @@ class Bundle:
     """A loaded, verified bundle."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     extraction: dict[str, Any] | None
     schema: dict[str, Any]
-    metrics: dict[str, Any]
+    metrics: BundleMetrics
     thresholds: dict[str, Any]
     pipeline: Pipeline
     trust: Trust  # how it was accepted: a trusted key's signature, or its pinned id
@@ -456,14 +452,20 @@ class Bundle:
 
     @property
     def survival(self) -> bool:
-        return bool(self.manifest["survival"])
+        return self.manifest.survival
+
+    @property
+    def created(self) -> str | None:
+        """When it was signed (the manifest holds no time, so that the same models give the
+        same id); None for a bundle accepted by its pinned id without a signature."""
+        return self.trust.signed_at
 
     def rows(self, table: pd.DataFrame) -> pd.DataFrame:
         """The FeatureTable's rows as the model saw them: one per patient (its largest tumour,
         plus ``clin.n_tumours``) for a patient-level endpoint, one per tumour otherwise."""
         from hepablate.features.table import one_row_per_patient
 
-        if self.manifest["endpoint"].get("table") == "patients":
+        if self.manifest.endpoint.table == "patients":
             return one_row_per_patient(table)
         return table
 
@@ -714,7 +716,11 @@ def load_bundle(
         return value
 
     schema = read("schema.json", _Schema)
-    metrics = read("metrics.json", _Metrics)
+    metrics = _validated(
+        path / "metrics.json",
+        _json_file(path / "metrics.json", files["metrics.json"]),
+        BundleMetrics,
+    )
     thresholds = read("thresholds.json", _Thresholds)
     extraction = _extraction(
         path / "extraction.json", _json_file(path / "extraction.json", files["extraction.json"])
@@ -733,9 +739,7 @@ def load_bundle(
     pipeline = Pipeline([*preparation.steps, ("model", estimator)])
     return Bundle(
         path=path,
-        # ``created``: when it was signed (the manifest holds no time, so that the same models
-        # give the same id); None for a bundle accepted by its pinned id without a signature.
-        manifest={**manifest.model_dump(mode="json"), "created": accepted.signed_at},
+        manifest=manifest,
         extraction=extraction,
         schema=schema,
         metrics=metrics,

@@ -40,8 +40,8 @@ class BundleEncoder:
         table.attrs["hepablate"]["deep_encoder"] = {
             "bundle": str(self.bundle.path),
             "id": self.bundle.id,
-            "model": self.bundle.manifest["model"],
-            "kind": self.bundle.manifest["kind"],
+            "model": self.bundle.manifest.model,
+            "kind": self.bundle.manifest.kind,
             "columns": list(embedded.columns),
         }
         return table
@@ -57,7 +57,7 @@ def load_encoder(deep: DeepEncoder) -> BundleEncoder:
         )
     if not hasattr(bundle.pipeline[-1], "embed"):
         raise BundleError(
-            f"deep: {deep.bundle} holds a {bundle.manifest['kind']} model, which has no "
+            f"deep: {deep.bundle} holds a {bundle.manifest.kind} model, which has no "
             "image encoder (multimodal and multimodal_surv have one)"
         )
     return BundleEncoder(bundle)

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from hepablate.bundle import Bundle, BundleError, _plain
+from hepablate.schemas.prediction import PREDICTION_SCHEMA_VERSION, Prediction
 from hepablate.study.pipeline import unknown_categories_quiet
 
 __all__ = [
@@ -88,7 +89,7 @@ class PredictionRefusedError(BundleError):
 
 def predict_cohort(
     bundle: Bundle, cohort: Any, *, allow_imputed_margin: bool = False
-) -> dict[str, Any]:
+) -> Prediction:
     """Extract a (one-patient) cohort as the bundle's training rows were, then predict."""
     from hepablate.bundle.encoder import load_encoder
     from hepablate.features.extract import ExtractionConfig, extract
@@ -269,7 +270,7 @@ def _model_rows(bundle: Bundle, table: pd.DataFrame) -> pd.DataFrame:
     marked[_TUMOUR] = list(tumours)
     rows = bundle.rows(marked)
     if (
-        bundle.manifest["endpoint"].get("table") == "patients"
+        bundle.manifest.endpoint.table == "patients"
         and "clin.n_tumours" in bundle.schema["columns"]
         and "clin.n_tumours" not in rows
         and "group" in table
@@ -422,8 +423,9 @@ def _refusals(bundle: Bundle, rows: pd.DataFrame, allow_imputed_margin: bool) ->
 
 def predict_table(
     bundle: Bundle, table: pd.DataFrame, *, allow_imputed_margin: bool = False
-) -> dict[str, Any]:
-    """Predictions for every row (tumour) of a FeatureTable: see the module doc."""
+) -> Prediction:
+    """Predictions for every row (tumour) of a FeatureTable (``prediction.json``): see the
+    module doc."""
     if table.empty:
         raise BundleError("the FeatureTable has no rows to predict")
     rows = _add_unmeasured(bundle, _model_rows(bundle, table))
@@ -438,7 +440,7 @@ def predict_table(
 
 def _predict(
     bundle: Bundle, table: pd.DataFrame, inputs: pd.DataFrame, checks: list[list[dict[str, Any]]]
-) -> dict[str, Any]:
+) -> Prediction:
     risk = bundle.risk(inputs)
     estimator = bundle.pipeline[-1]
     prepared = bundle.pipeline[:-1].transform(inputs)
@@ -490,27 +492,28 @@ def _predict(
                 "input_checks": checks[i],
             }
         )
-    metrics = bundle.metrics["metrics"]
-    headline = "harrell_c" if bundle.survival else "auc"
+    validated = bundle.metrics.metrics.headline
     info = table.attrs.get("hepablate", {})
     patients = {r["patient_id"] for r in rows}
-    return _plain(
+    prediction = _plain(
         {
+            "schema_version": PREDICTION_SCHEMA_VERSION,
             "bundle": {
                 "id": bundle.id,
                 "path": str(bundle.path),
-                "model": bundle.manifest["model"],
-                "kind": bundle.manifest["kind"],
-                "created": bundle.manifest["created"],
-                "versions": bundle.manifest["versions"],
+                "model": bundle.manifest.model,
+                "kind": bundle.manifest.kind,
+                "created": bundle.created,
+                "versions": bundle.manifest.versions,
+                "trust": bundle.trust.as_dict(),
             },
-            "endpoint": bundle.manifest["endpoint"],
+            "endpoint": bundle.manifest.endpoint.model_dump(mode="json"),
             "validation": {
-                "metric": headline,
-                "value": (metrics.get(headline) or {}).get("value"),
-                "ci": (metrics.get(headline) or {}).get("ci"),
-                "cohort": bundle.metrics["cohort"],
-                "scheme": bundle.metrics["validation"]["scheme"],
+                "metric": "harrell_c" if bundle.survival else "auc",
+                "value": validated.value,
+                "ci": validated.ci,
+                "cohort": bundle.metrics.cohort.model_dump(mode="json"),
+                "scheme": bundle.metrics.validation.scheme,
             },
             "risk_groups": bundle.thresholds["risk_groups"],
             "threshold": bundle.thresholds["threshold"],
@@ -519,3 +522,4 @@ def _predict(
             "warnings": [w for w in info.get("warnings") or [] if w.get("patient") in patients],
         }
     )
+    return Prediction.model_validate(prediction)

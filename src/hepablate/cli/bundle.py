@@ -94,7 +94,7 @@ def verify(
             console.print(f"bundle {bundle_id_of(bundle_dir)} (SHA-256 of its manifest.json)")
         raise _fail(console, f"bundle refused: {exc}") from None
     console.print(f"bundle {bundle.id}")
-    console.print(f"  model {escape(bundle.manifest['model'])} ({bundle.manifest['kind']})")
+    console.print(f"  model {escape(bundle.manifest.model)} ({bundle.manifest.kind})")
     console.print(f"  accepted: {escape(bundle.trust.describe())}")
 
 

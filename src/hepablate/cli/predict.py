@@ -61,6 +61,8 @@ def predict(
     from hepablate.bundle import BundleError, load_bundle
     from hepablate.bundle.predict import predict_cohort
     from hepablate.outputs import OutputError, check_output_file, staged_file
+    from hepablate.schemas import dump_json
+    from hepablate.schemas.prediction import BinaryPrediction
 
     console = Console(highlight=False, soft_wrap=True)
     try:
@@ -80,38 +82,34 @@ def predict(
     except BundleError as exc:
         console.print(f"[red]ERROR[/] {escape(str(patient))}: {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
-    prediction["bundle"]["trust"] = bundle.trust.as_dict()
     try:
         with staged_file(out) as partial:
-            text = json.dumps(prediction, indent=1, allow_nan=False) + "\n"
-            partial.write_text(text, encoding="utf-8")
+            partial.write_text(dump_json(prediction), encoding="utf-8")
     except OutputError as exc:
         console.print(f"[red]ERROR[/] {escape(str(exc))}")
         raise typer.Exit(EXIT_INVALID) from None
-    validation = prediction["validation"]
-    ci = validation["ci"] or [None, None]
+    validation = prediction.validation
     console.print(
-        f"model {prediction['bundle']['model']} ({prediction['bundle']['kind']}), validated "
-        f"{validation['metric']} {validation['value']:.3f} "
-        + (f"({ci[0]:.3f} to {ci[1]:.3f})" if ci[0] is not None else "")
+        f"model {prediction.bundle.model} ({prediction.bundle.kind}), validated "
+        f"{validation.metric} {validation.value:.3f} "
+        + ("" if validation.ci is None else f"({validation.ci[0]:.3f} to {validation.ci[1]:.3f})")
     )
-    for row in prediction["predictions"]:
-        value = row.get("probability", row.get("risk_score"))
-        what = "probability" if "probability" in row else "risk score"
-        tumour = "" if row["tumour_id"] is None else f" tumour {row['tumour_id']}"
-        spread = "" if row["uncertainty"] is None else f" ± {row['uncertainty']:.3f}"
-        top = ", ".join(c["feature"] for c in row["contributions"][:3])
+    for row in prediction.predictions:
+        what = "probability" if isinstance(row, BinaryPrediction) else "risk score"
+        tumour = "" if row.tumour_id is None else f" tumour {row.tumour_id}"
+        spread = "" if row.uncertainty is None else f" ± {row.uncertainty:.3f}"
+        top = ", ".join(c.feature for c in row.contributions[:3])
         console.print(
-            f"{row['patient_id']}{tumour}: {what} {value:.3f}{spread}, {row['risk_group']} "
+            f"{row.patient_id}{tumour}: {what} {row.value:.3f}{spread}, {row.risk_group} "
             f"risk; main contributions: {top}"
         )
-        for check in row["input_checks"]:
-            console.print(f"  [yellow]CHECK[/] {check['message']}")
-    for warning in prediction["warnings"]:
-        tumour = "" if warning.get("tumour") is None else f" tumour {warning['tumour']}"
+        for check in row.input_checks:
+            console.print(f"  [yellow]CHECK[/] {check.message}")
+    for warning in prediction.warnings:
+        tumour = "" if warning.tumour is None else f" tumour {warning.tumour}"
         console.print(
-            f"[yellow]WARNING[/] {escape(str(warning.get('patient')))}{tumour}, "
-            f"{escape(str(warning.get('step')))}: {escape(str(warning.get('reason')))}"
+            f"[yellow]WARNING[/] {escape(str(warning.patient))}{tumour}, "
+            f"{escape(warning.step)}: {escape(warning.reason)}"
         )
     console.print(f"  prediction: {out}")
 

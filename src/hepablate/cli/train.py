@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import warnings
 from collections import Counter
@@ -83,9 +82,10 @@ def train(
     from hepablate.app import load_feature_table
     from hepablate.cohort import CohortValidationError
     from hepablate.outputs import OutputError, check_output_dir, staged_dir
+    from hepablate.schemas import read_metrics
     from hepablate.study.config import StudyConfigError, load_study_config
     from hepablate.study.data import check_folds, study_data
-    from hepablate.study.results import headline, write_outputs
+    from hepablate.study.results import write_outputs
     from hepablate.study.run import run_study
 
     console = Console(highlight=False, soft_wrap=True)
@@ -138,7 +138,7 @@ def train(
             write_cohort_tables(data, stage)
             if report:
                 paths.update(write_report(stage))
-            summary = json.loads(paths["metrics"].read_text(encoding="utf-8"))
+            summary = read_metrics(paths["metrics"])
             if bundle:
                 from hepablate.bundle import save_bundle
 
@@ -149,25 +149,19 @@ def train(
             paths = {name: out / path.relative_to(stage) for name, path in paths.items()}
     except OutputError as exc:  # the folder changed while the study ran
         _refuse(console, exc)
-    metric = summary["comparison"]["metric"]
+    metric = summary.comparison.metric
     console.print(f"{'model':<28} {metric} (95% CI)")
-    for name in summary["comparison"]["ranking"]:
-        scored = summary["models"][name]["metrics"][metric]
-        value = headline(summary["models"][name]["metrics"], data.survival)
-        ci = scored.get("ci") or [None, None]
-        low = "-" if ci[0] is None else f"{ci[0]:.3f}"
-        high = "-" if ci[1] is None else f"{ci[1]:.3f}"
-        shown = "-" if value is None else f"{value:.3f}"
+    for name in summary.comparison.ranking:
+        scored = summary.models[name].metrics.headline
+        low, high = ("-", "-") if scored.ci is None else (f"{c:.3f}" for c in scored.ci)
+        shown = "-" if scored.value is None else f"{scored.value:.3f}"
         console.print(f"{name:<28} {shown} ({low} to {high})")
-    permutation = summary.get("permutation")
+    permutation = summary.permutation
     if permutation:
-        for run in permutation["runs"]:
-            ci = run.get("ci") or [None, None]
-            chance = "-" if run["value"] is None else f"{run['value']:.3f}"
-            interval = "" if ci[0] is None else f" ({ci[0]:.3f} to {ci[1]:.3f})"
-            console.print(
-                f"label permutation ({permutation['model']}): {metric} {chance}{interval}"
-            )
+        for run in permutation.runs:
+            chance = "-" if run.value is None else f"{run.value:.3f}"
+            interval = "" if run.ci is None else f" ({run.ci[0]:.3f} to {run.ci[1]:.3f})"
+            console.print(f"label permutation ({permutation.model}): {metric} {chance}{interval}")
     for problem in gathered + late:
         console.print(f"[yellow]WARNING[/] {escape(problem)}")
     for name, path in paths.items():

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,19 @@ import pandas as pd
 import yaml
 
 from hepablate.report.tripod import checklist
+from hepablate.schemas import read_metrics
+from hepablate.schemas.metrics import (
+    BinaryMetrics,
+    BinaryModelSummary,
+    BinaryStudySummary,
+    Estimate,
+    FoldMean,
+    ModelTime,
+    Nomogram,
+    SurvivalMetrics,
+    SurvivalModelSummary,
+    SurvivalStudySummary,
+)
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -34,6 +47,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from hepablate.study.data import StudyData
+
+Summary = BinaryStudySummary | SurvivalStudySummary
 
 __all__ = [
     "BAR",
@@ -201,14 +216,13 @@ def write_cohort_tables(data: StudyData, run_dir: Path) -> None:
 # --- formatting ----------------------------------------------------------------------------
 
 
-def format_estimate(metric: dict[str, Any] | None, digits: int = 3) -> str:
+def format_estimate(metric: Estimate | FoldMean | None, digits: int = 3) -> str:
     """``value (low to high)``, as the report shows an estimate with its 95% CI."""
-    if not metric or metric.get("value") is None:
+    if metric is None or metric.value is None:
         return "-"
-    text = f"{metric['value']:.{digits}f}"
-    ci = metric.get("ci")
-    if ci and ci[0] is not None and ci[1] is not None:
-        text += f" ({ci[0]:.{digits}f} to {ci[1]:.{digits}f})"
+    text = f"{metric.value:.{digits}f}"
+    if metric.ci is not None:
+        text += f" ({metric.ci[0]:.{digits}f} to {metric.ci[1]:.{digits}f})"
     return text
 
 
@@ -264,33 +278,33 @@ def _no_data(axes: Axes, text: str) -> None:
     axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes, color=GREY)
 
 
-def _styles(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _styles(summary: Summary) -> dict[str, dict[str, Any]]:
     """Colour and line style of each model (dashed: clinical variables only)."""
-    ranking = summary["comparison"]["ranking"]
+    ranking = summary.comparison.ranking
     return {
         name: {
             "color": COLOURS[i % len(COLOURS)],
-            "ls": "--" if summary["models"][name]["clinical_only"] else "-",
+            "ls": "--" if summary.models[name].clinical_only else "-",
         }
         for i, name in enumerate(ranking)
     }
 
 
-def _label(name: str, scored: dict[str, Any]) -> str:
-    return name + (" (clinical only)" if scored["clinical_only"] else "")
+def _label(name: str, scored: BinaryModelSummary | SurvivalModelSummary) -> str:
+    return name + (" (clinical only)" if scored.clinical_only else "")
 
 
-def _roc_figure(summary: dict[str, Any]) -> dict[str, Any]:
+def _roc_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     figure, axes = _new_figure()
     styles, plotted = _styles(summary), []
-    for name in summary["comparison"]["ranking"]:
-        scored = summary["models"][name]
-        roc = scored["roc"]
-        if not roc["fpr"]:
+    for name in summary.comparison.ranking:
+        scored = summary.models[name]
+        roc = scored.roc
+        if not roc.fpr:
             continue
-        auc = scored["metrics"]["auc"]["value"]
+        auc = scored.metrics.auc.value
         label = _label(name, scored) + ("" if auc is None else f", AUC {auc:.3f}")
-        axes.plot(roc["fpr"], roc["tpr"], lw=2, label=label, **styles[name])
+        axes.plot(roc.fpr, roc.tpr, lw=2, label=label, **styles[name])
         plotted.append(f"{name} {'-' if auc is None else f'{auc:.3f}'}")
     axes.plot([0, 1], [0, 1], color=LIGHT_GREY, ls=":", lw=1, label="chance")
     axes.set(xlabel="1 - specificity", ylabel="Sensitivity", xlim=(0, 1), ylim=(0, 1.01))
@@ -306,25 +320,25 @@ def _roc_figure(summary: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _calibration_figure(summary: dict[str, Any]) -> dict[str, Any]:
+def _calibration_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     figure, axes = _new_figure()
     styles = _styles(summary)
     top = 0.05
-    for name in summary["comparison"]["ranking"]:
-        scored = summary["models"][name]
-        points = scored["calibration"]
-        if not points["predicted"]:
+    for name in summary.comparison.ranking:
+        scored = summary.models[name]
+        points = scored.calibration
+        if not points.predicted:
             continue
         axes.plot(
-            points["predicted"],
-            points["observed"],
+            points.predicted,
+            points.observed,
             marker="o",
             ms=4,
             lw=1.5,
             label=_label(name, scored),
             **styles[name],
         )
-        top = max(top, *points["predicted"], *points["observed"])
+        top = max(top, *points.predicted, *points.observed)
     top = min(1.0, top * 1.05)
     axes.plot([0, top], [0, top], color=LIGHT_GREY, ls=":", lw=1, label="ideal")
     axes.set(xlabel="Predicted probability", ylabel="Observed proportion")
@@ -341,29 +355,25 @@ def _calibration_figure(summary: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _decision_figure(summary: dict[str, Any]) -> dict[str, Any]:
+def _decision_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     figure, axes = _new_figure()
     styles = _styles(summary)
     reference = None
-    for name in summary["comparison"]["ranking"]:
-        scored = summary["models"][name]
-        curve = scored["decision_curve"]
+    for name in summary.comparison.ranking:
+        scored = summary.models[name]
+        curve = scored.decision_curve
         reference = reference or curve
-        axes.plot(
-            curve["thresholds"], curve["model"], lw=2, label=_label(name, scored), **styles[name]
-        )
+        axes.plot(curve.thresholds, curve.model, lw=2, label=_label(name, scored), **styles[name])
     if reference is not None:
+        axes.plot(reference.thresholds, reference.treat_all, color=GREY, lw=1, label="treat all")
         axes.plot(
-            reference["thresholds"], reference["treat_all"], color=GREY, lw=1, label="treat all"
-        )
-        axes.plot(
-            reference["thresholds"],
-            reference["treat_none"],
+            reference.thresholds,
+            reference.treat_none,
             color=LIGHT_GREY,
             lw=1.5,
             label="treat none",
         )
-    prevalence = summary["cohort"]["events"] / max(summary["cohort"]["rows"], 1)
+    prevalence = summary.cohort.events / max(summary.cohort.rows, 1)
     axes.set_ylim(-0.05, max(prevalence * 1.15, 0.05))
     axes.set(xlabel="Threshold probability", ylabel="Net benefit")
     axes.set_title("Decision curves", fontsize=11)
@@ -378,23 +388,23 @@ def _decision_figure(summary: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _kaplan_meier_figure(summary: dict[str, Any]) -> dict[str, Any]:
-    best = summary["comparison"]["best"]
-    risk = summary["models"][best]["risk_groups"]
+def _kaplan_meier_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
+    best = summary.comparison.best
+    risk = summary.models[best].risk_groups
     figure, axes = _new_figure()
-    for group, colour in zip(risk["groups"], ("#2a9d8f", "#e9a03b", "#c8553d"), strict=False):
-        km = group["km"]
-        if km["time"]:
+    for group, colour in zip(risk.groups, ("#2a9d8f", "#e9a03b", "#c8553d"), strict=False):
+        km = group.km
+        if km.time:
             axes.step(
-                km["time"],
-                km["survival"],
+                km.time,
+                km.survival,
                 where="post",
                 color=colour,
                 lw=2,
-                label=f"{group['name']} risk (n={group['n']}, {group['events']} events)",
+                label=f"{group.name} risk (n={group.n}, {group.events} events)",
             )
-    logrank = risk.get("logrank")
-    p = _p_is(logrank["p_value"] if logrank else None)
+    logrank = risk.logrank
+    p = _p_is(logrank.p_value if logrank else None)
     axes.set(xlabel="Months", ylabel="Event-free proportion", ylim=(0, 1.02))
     axes.set_title(f"Risk groups of {best}; log-rank {p}", fontsize=11)
     axes.legend(fontsize=7.5, loc="best")
@@ -403,17 +413,17 @@ def _kaplan_meier_figure(summary: dict[str, Any]) -> dict[str, Any]:
         figure,
         f"Kaplan-Meier curves of the risk groups of {best}, log-rank {p}",
         f"Kaplan-Meier curves of the risk groups of the best model ({best}), split at the "
-        f"{risk.get('cutoff_rule', 'cutoffs')}; log-rank {p}.",
+        f"{risk.cutoff_rule}; log-rank {p}.",
     )
 
 
-def _td_auc_figure(summary: dict[str, Any]) -> dict[str, Any]:
+def _td_auc_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
     figure, axes = _new_figure()
     styles = _styles(summary)
-    for name in summary["comparison"]["ranking"]:
-        scored = summary["models"][name]
-        td = scored["metrics"]["td_auc"]
-        pairs = [(t, a) for t, a in zip(td["times"], td["auc"], strict=False) if a is not None]
+    for name in summary.comparison.ranking:
+        scored = summary.models[name]
+        td = scored.metrics.td_auc
+        pairs = [(t, a) for t, a in zip(td.times, td.auc, strict=False) if a is not None]
         if pairs:
             times, aucs = zip(*pairs, strict=True)
             axes.plot(
@@ -458,16 +468,16 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def _nomogram_figure(nomogram: dict[str, Any]) -> dict[str, Any]:
+def _nomogram_figure(nomogram: Nomogram) -> dict[str, Any]:
     from matplotlib.ticker import MaxNLocator
 
-    features = [f for f in nomogram["features"] if f["points_range"][1] > 0.5][:NOMOGRAM_SHOWN]
-    scale = float(nomogram["points_per_logit"])
-    mapping = nomogram["points_to_probability"]
-    max_points = float(mapping["points"][-1]) or 1.0
+    features = [f for f in nomogram.features if f.points_range[1] > 0.5][:NOMOGRAM_SHOWN]
+    scale = float(nomogram.points_per_logit)
+    mapping = nomogram.points_to_probability
+    max_points = float(mapping.points[-1]) or 1.0
     offsets = [
         _logit(p) - t / scale
-        for t, p in zip(mapping["points"], mapping["probability"], strict=True)
+        for t, p in zip(mapping.points, mapping.probability, strict=True)
         if 1e-12 < p < 1 - 1e-12
     ]
     offset = float(np.mean(offsets)) if offsets else 0.0
@@ -490,17 +500,17 @@ def _nomogram_figure(nomogram: dict[str, Any]) -> dict[str, Any]:
     axis(y, "Points", [(p / 100, f"{p:g}") for p in range(0, 101, 10)], GREY)
     for feature in features:
         y -= 1
-        low, high = feature["model_value_range"]
-        points = feature["points_range"][1]
+        low, high = feature.model_value_range
+        points = feature.points_range[1]
         # about one labelled tick per 18 points, so that short axes stay legible
         values = np.linspace(low, high, int(np.clip(points // 18 + 1, 2, 6)))
         if high <= low:  # one value seen: no axis to draw
             ticks = [(0.0, f"{low:.2g}")]
-        elif feature["risk_rises_with_value"]:
+        elif feature.risk_rises_with_value:
             ticks = [((v - low) / (high - low) * points / 100, f"{v:.2g}") for v in values]
         else:
             ticks = [((high - v) / (high - low) * points / 100, f"{v:.2g}") for v in values]
-        axis(y, feature["feature"], sorted(ticks), NOMOGRAM_FEATURE)
+        axis(y, feature.feature, sorted(ticks), NOMOGRAM_FEATURE)
     y -= 1
     total = [float(t) for t in MaxNLocator(8).tick_values(0, max_points) if 0 <= t <= max_points]
     axis(y, "Total points", [(t / max_points, f"{t:g}") for t in total], GREY)
@@ -511,21 +521,21 @@ def _nomogram_figure(nomogram: dict[str, Any]) -> dict[str, Any]:
     if len(inside) < 2:
         inside = [
             (t / max_points, f"{p:.2f}")
-            for t, p in zip(mapping["points"], mapping["probability"], strict=True)
-        ][:: max(1, len(mapping["points"]) // 5)]
+            for t, p in zip(mapping.points, mapping.probability, strict=True)
+        ][:: max(1, len(mapping.points) // 5)]
     axis(y, "Probability", inside, NOMOGRAM_PROBABILITY)
-    axes.set_title(f"Nomogram of {nomogram['model']}", fontsize=11)
+    axes.set_title(f"Nomogram of {nomogram.model}", fontsize=11)
     return _figure(
         "nomogram",
         figure,
-        f"Nomogram of the logistic model {nomogram['model']}: a points axis per feature, "
+        f"Nomogram of the logistic model {nomogram.model}: a points axis per feature, "
         "total points mapped to the predicted probability",
         "Nomogram: read each feature's points on the top axis, add them, and read the "
         "probability below the total. Feature values are as the model sees them (standardised: "
         "SD units from the training mean; one-hot categories likewise)"
         + (
             f"; the {NOMOGRAM_SHOWN} features with the widest points range are drawn."
-            if len(nomogram["features"]) > NOMOGRAM_SHOWN
+            if len(nomogram.features) > NOMOGRAM_SHOWN
             else "."
         ),
         wide=True,
@@ -535,115 +545,110 @@ def _nomogram_figure(nomogram: dict[str, Any]) -> dict[str, Any]:
 # --- tables and text -------------------------------------------------------------------------
 
 
-def _validation_sentence(summary: dict[str, Any]) -> str:
-    study, validation = summary["study"], summary["validation"]
-    scheme = study["validation"]
-    steps = ", ".join(s["method"] for s in study["selection"]) or "no selection step"
+def _validation_sentence(summary: Summary) -> str:
+    study, validation = summary.study, summary.validation
+    scheme = study.validation
+    steps = ", ".join(s.method for s in study.selection) or "no selection step"
     inside = (
-        f"imputation ({scheme['imputation']}), scaling, feature selection ({steps}) and "
-        f"hyperparameter tuning ({scheme['inner_folds']} inner folds grouped by patient) were "
+        f"imputation ({scheme.imputation}), scaling, feature selection ({steps}) and "
+        f"hyperparameter tuning ({scheme.inner_folds} inner folds grouped by patient) were "
         "refitted inside every training set"
     )
-    if scheme["scheme"] == "kfold":
+    if scheme.scheme == "kfold":
         outer = (
-            f"{scheme['repeats']} × repeated {scheme['folds']}-fold cross-validation with folds "
+            f"{scheme.repeats} × repeated {scheme.folds}-fold cross-validation with folds "
             "grouped by patient and stratified by the outcome"
         )
     else:
-        outer = "validation by centre (" + "; ".join(validation["splits"]) + ")"
+        outer = "validation by centre (" + "; ".join(validation.splits) + ")"
     return (
         f"Models were validated by {outer}; {inside}; 95% CIs come from "
-        f"{scheme['bootstrap']} bootstrap resamples of patients."
+        f"{scheme.bootstrap} bootstrap resamples of patients."
     )
 
 
-def _deep_sentences(summary: dict[str, Any]) -> list[str]:
+def _deep_sentences(summary: Summary) -> list[str]:
     """One sentence per deep model: against the best other model on the same folds, who wins."""
-    metric = METRIC_NAMES[summary["comparison"]["metric"]]
+    metric = METRIC_NAMES[summary.comparison.metric]
     sentences = []
-    for row in summary["comparison"].get("deep_against_baselines") or []:
-        difference = row["difference"]
-        value, ci = difference.get("value"), difference.get("ci")
+    for row in summary.comparison.deep_against_baselines:
+        value, ci = row.difference.value, row.difference.ci
         shown = "-" if value is None else f"{value:+.3f}"
         if ci:
             shown += f" [{ci[0]:+.3f}, {ci[1]:+.3f}]"
-        p_value = (row.get("delong") or {}).get("p_value")
+        p_value = None if row.delong is None else row.delong.p_value
         test = "" if p_value is None else f", DeLong p = {p_value:.3f}"
-        if row["verdict"] == "tie":
+        if row.verdict == "tie":
             outcome = (
-                f"neither wins: the difference is not significant ({row['ahead']} is ahead by the "
+                f"neither wins: the difference is not significant ({row.ahead} is ahead by the "
                 "point estimate)"
             )
         else:
-            outcome = row["verdict"]
+            outcome = row.verdict
         sentences.append(
-            f"Deep model {row['deep']} against the best baseline, {row['baseline']}: per-fold "
+            f"Deep model {row.deep} against the best baseline, {row.baseline}: per-fold "
             f"{metric} difference {shown}{test}; {outcome}."
         )
     return sentences
 
 
-def _comparison(summary: dict[str, Any], survival: bool) -> dict[str, Any]:
-    ranking, best = summary["comparison"]["ranking"], summary["comparison"]["best"]
-    models = summary["models"]
+def _comparison(summary: Summary) -> dict[str, Any]:
+    ranking, best = summary.comparison.ranking, summary.comparison.best
+    models = summary.models
     columns = [
         {
             "name": name,
-            "kind": models[name]["kind"].replace("_", " "),
-            "clinical_only": models[name]["clinical_only"],
+            "kind": models[name].kind.replace("_", " "),
+            "clinical_only": models[name].clinical_only,
             "best": name == best,
         }
         for name in ranking
     ]
-    rows: list[dict[str, Any]] = []
-    if survival:
-        horizon = summary["study"]["validation"]["horizon_months"]
-        wanted: list[tuple[str, Any]] = [
-            ("Harrell's C-index", lambda m: m["harrell_c"]),
-            (f"Uno's C-index (τ = {horizon:g} months)", lambda m: m["uno_c"]),
-            ("Mean time-dependent AUC", lambda m: m["td_auc"]["mean_auc"]),
-            ("Integrated Brier score", lambda m: m.get("integrated_brier")),
+    cells: list[tuple[str, list[Estimate | None]]]
+    if isinstance(summary, SurvivalStudySummary):
+        horizon = summary.study.validation.horizon_months
+        survival = [summary.models[n].metrics for n in ranking]
+        cells = [
+            ("Harrell's C-index", [m.harrell_c for m in survival]),
+            (f"Uno's C-index (τ = {horizon:g} months)", [m.uno_c for m in survival]),
+            ("Mean time-dependent AUC", [m.td_auc.mean_auc for m in survival]),
+            ("Integrated Brier score", [m.integrated_brier for m in survival]),
         ]
     else:
-        wanted = [(label, lambda m, key=key: m.get(key)) for key, label in BINARY_METRICS]
-    for label, pick in wanted:
-        rows.append(
-            {
-                "label": label,
-                "cells": [format_estimate(pick(models[n]["metrics"])) for n in ranking],
-            }
-        )
-    if not survival:
-        delong = {d["against"]: d for d in summary["comparison"].get("delong") or []}
+        binary = [summary.models[n].metrics for n in ranking]
+        cells = [(label, [getattr(m, key) for m in binary]) for key, label in BINARY_METRICS]
+    rows: list[dict[str, Any]] = [
+        {"label": label, "cells": [format_estimate(e) for e in estimates]}
+        for label, estimates in cells
+    ]
+    if isinstance(summary, BinaryStudySummary):
+        delong = {d.against: d.p_value for d in summary.comparison.delong or []}
         rows.append(
             {
                 "label": f"DeLong p vs {best}",
-                "cells": [
-                    "best" if n == best else _p_value(delong.get(n, {}).get("p_value"))
-                    for n in ranking
-                ],
+                "cells": ["best" if n == best else _p_value(delong.get(n)) for n in ranking],
             }
         )
     rows.append(
         {
-            "label": f"Fit time, s: all {len(summary['validation']['splits'])} splits (per split)",
-            "cells": [_fit_time(models[n].get("time")) for n in ranking],
+            "label": f"Fit time, s: all {len(summary.validation.splits)} splits (per split)",
+            "cells": [_fit_time(models[n].time) for n in ranking],
         }
     )
     return {"columns": columns, "rows": rows}
 
 
-def _fit_time(time: dict[str, Any] | None) -> str:
+def _fit_time(time: ModelTime | None) -> str:
     """A model's seconds over the outer splits (tuning, fit, prediction), and per split."""
-    if not time:  # a metrics.json written before the times were recorded
+    if time is None:  # a metrics.json written before the times were recorded
         return "-"
-    return f"{time['fit_seconds']:.1f} ({time['mean_split_seconds']:.2f})"
+    return f"{time.fit_seconds:.1f} ({time.mean_split_seconds:.2f})"
 
 
-def _per_repeat(summary: dict[str, Any]) -> list[dict[str, Any]]:
+def _per_repeat(summary: Summary) -> list[dict[str, Any]]:
     rows = []
-    for name in summary["comparison"]["ranking"]:
-        values = [v for v in summary["models"][name]["per_repeat"] if v is not None]
+    for name in summary.comparison.ranking:
+        values = [v for v in summary.models[name].per_repeat if v is not None]
         array = np.asarray(values, dtype=float)
         rows.append(
             {
@@ -658,14 +663,14 @@ def _per_repeat(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _permutation(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    permutation = summary.get("permutation")
-    if not permutation:
+def _permutation(summary: Summary) -> list[dict[str, Any]]:
+    permutation = summary.permutation
+    if permutation is None:
         return []
-    metric = METRIC_NAMES.get(permutation["metric"], permutation["metric"])
+    metric = METRIC_NAMES[permutation.metric]
     runs = []
-    for index, run in enumerate(permutation["runs"]):
-        ci = run.get("ci")
+    for index, run in enumerate(permutation.runs):
+        ci = run.ci
         contains = ci is not None and ci[0] <= 0.5 <= ci[1]
         if ci is None:
             meaning = (
@@ -694,7 +699,7 @@ def _permutation(summary: dict[str, Any]) -> list[dict[str, Any]]:
         runs.append(
             {
                 "index": index + 1,
-                "model": permutation["model"],
+                "model": permutation.model,
                 "metric": metric,
                 "estimate": format_estimate(run),
                 "contains": "undefined" if ci is None else ("yes" if contains else "no"),
@@ -705,46 +710,45 @@ def _permutation(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
-def _by_centre(summary: dict[str, Any], survival: bool) -> dict[str, Any] | None:
-    by_centre = summary.get("by_centre")
-    if not by_centre:
+def _by_centre(summary: Summary) -> dict[str, Any] | None:
+    if not summary.by_centre:
         return None
-    key = "harrell_c" if survival else "auc"
-    ranking = summary["comparison"]["ranking"]
+    ranking = summary.comparison.ranking
     rows = []
+    by_centre: Mapping[str, Mapping[str, BinaryMetrics | SurvivalMetrics]] = summary.by_centre
     for split, models in by_centre.items():
         first = next(iter(models.values()))
         rows.append(
             {
                 "split": split,
-                "n": first.get("n", "-"),
-                "events": first.get("events", "-"),
+                "n": first.n,
+                "events": first.events,
                 "cells": [
-                    format_estimate(models[n].get(key)) if n in models else "-" for n in ranking
+                    format_estimate(models[n].headline) if n in models else "-" for n in ranking
                 ],
             }
         )
-    return {"metric": METRIC_NAMES[key], "models": ranking, "rows": rows}
+    return {"metric": METRIC_NAMES[summary.comparison.metric], "models": ranking, "rows": rows}
 
 
-def _nomogram_rows(nomogram: dict[str, Any]) -> list[dict[str, str]]:
+def _nomogram_rows(nomogram: Nomogram) -> list[dict[str, str]]:
     return [
         {
-            "feature": f["feature"],
-            "coefficient": f"{f['coefficient']:.3f}",
-            "odds_ratio": f"{f['odds_ratio']:.3f}",
-            "points": f"{f['points_range'][0]:.0f} to {f['points_range'][1]:.0f}",
+            "feature": f.feature,
+            "coefficient": f"{f.coefficient:.3f}",
+            "odds_ratio": f"{f.odds_ratio:.3f}",
+            "points": f"{f.points_range[0]:.0f} to {f.points_range[1]:.0f}",
             "direction": "higher value, higher risk"
-            if f["risk_rises_with_value"]
+            if f.risk_rises_with_value
             else "higher value, lower risk",
         }
-        for f in nomogram["features"]
+        for f in nomogram.features
     ]
 
 
-def _centres(summary: dict[str, Any], predictions: pd.DataFrame | None) -> list[dict[str, Any]]:
+def _centres(summary: Summary, predictions: pd.DataFrame | None) -> list[dict[str, Any]]:
     """Rows, patients and events per centre (patients and events from predictions.csv)."""
-    counts = summary["cohort"]["centres"]
+    counts = summary.cohort.centres
     out = []
     for centre, rows in counts.items():
         entry: dict[str, Any] = {"centre": centre, "rows": rows, "patients": "-", "events": "-"}
@@ -806,65 +810,65 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _context(run_dir: Path) -> dict[str, Any]:
-    summary: dict[str, Any] = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    summary = read_metrics(run_dir / "metrics.json")
     frequency = pd.read_csv(run_dir / "selected_features.csv", encoding="utf-8")
     predictions = _read_csv(run_dir / "predictions.csv")
     table1 = _read_csv(run_dir / "table1.csv", text=True)
     missingness = _read_csv(run_dir / "missingness.csv")
-    survival = summary["comparison"]["metric"] == "harrell_c"
-    cohort, endpoint = summary["cohort"], summary["endpoint"]
-    best = summary["comparison"]["best"]
+    survival = summary.survival
+    cohort, endpoint = summary.cohort, summary.endpoint
+    best = summary.comparison.best
 
     missing_share = None
     if missingness is not None:
-        cells = cohort["rows"] * max(cohort["candidate_columns"], 1)
+        cells = cohort.rows * max(cohort.candidate_columns, 1)
         missing_share = float(missingness["missing"].sum()) / max(cells, 1)
     items = checklist(summary, missing_share)
 
     figures: dict[str, dict[str, Any]] = {}
-    if survival:
+    logrank = None
+    if isinstance(summary, SurvivalStudySummary):
         figures["kaplan_meier"] = _kaplan_meier_figure(summary)
         figures["td_auc"] = _td_auc_figure(summary)
+        test = summary.models[best].risk_groups.logrank
+        logrank = None if test is None else {**test.model_dump(), "p": _p_is(test.p_value)}
     else:
         figures["roc"] = _roc_figure(summary)
         figures["calibration"] = _calibration_figure(summary)
         figures["decision_curve"] = _decision_figure(summary)
     figures["selection_frequency"] = _selection_figure(frequency)
-    nomogram = summary.get("nomogram")
+    nomogram = summary.nomogram
     if nomogram:
         figures["nomogram"] = _nomogram_figure(nomogram)
 
-    selection = summary["selection"]
-    sets = selection["selected_per_set"] or [0]
-    events = cohort["events"]
-    validation = summary["validation"]
-    logrank = None
-    if survival:
-        test = summary["models"][best]["risk_groups"].get("logrank")
-        logrank = None if test is None else {**test, "p": _p_is(test["p_value"])}
+    selection = summary.selection
+    sets = selection.selected_per_set or [0]
+    events = cohort.events
+    validation = summary.validation
+    study = summary.study.model_dump(mode="json")
     return {
-        "title": summary["study"]["name"],
-        "css_title": _css_string(summary["study"]["name"]),
-        "created": _when(summary["created"]),
-        "version": summary["hepablate"],
+        "title": summary.study.name,
+        "css_title": _css_string(summary.study.name),
+        "created": _when(summary.created),
+        "version": summary.hepablate,
         "survival": survival,
         "endpoint": {
-            "name": endpoint["name"],
-            "kind": "time to event" if survival else endpoint["kind"],
-            "horizon": endpoint.get("horizon_months"),
-            "description": endpoint.get("description"),
-            "excluded_rows": endpoint.get("excluded_rows", 0),
+            "name": endpoint.name,
+            "kind": "time to event" if survival else endpoint.kind,
+            "horizon": endpoint.horizon_months,
+            "description": endpoint.description,
+            "excluded_rows": endpoint.excluded_rows,
         },
         "cohort": {
-            **cohort,
-            "no_events": cohort["rows"] - events,
-            "event_percent": f"{events / max(cohort['rows'], 1) * 100:.1f}",
+            **cohort.model_dump(),
+            "no_events": cohort.rows - events,
+            "event_percent": f"{events / max(cohort.rows, 1) * 100:.1f}",
         },
         "centres": _centres(summary, predictions),
         "validation_sentence": _validation_sentence(summary),
         "threshold": None
-        if survival
-        else {"value": f"{validation['threshold']:.3f}", "source": validation["threshold_source"]},
+        if validation.threshold is None
+        else {"value": f"{validation.threshold:.3f}", "source": validation.threshold_source},
         "table1": None if table1 is None else _records(table1),
         "missingness": None
         if missingness is None
@@ -876,42 +880,42 @@ def _context(run_dir: Path) -> dict[str, Any]:
         },
         "unseen": [
             {
-                "split": entry["split"],
+                "split": entry.split,
                 "columns": "; ".join(
-                    f"{column}: {', '.join(found['values'])} ({found['rows']} rows)"
-                    for column, found in entry["columns"].items()
+                    f"{column}: {', '.join(found.values)} ({found.rows} rows)"
+                    for column, found in entry.columns.items()
                 ),
             }
-            for entry in validation.get("unseen_categories") or []
+            for entry in validation.unseen_categories
         ],
-        "metric": METRIC_NAMES[summary["comparison"]["metric"]],
+        "metric": METRIC_NAMES[summary.comparison.metric],
         "best": best,
-        "comparison": _comparison(summary, survival),
+        "comparison": _comparison(summary),
         "deep": _deep_sentences(summary),
         "per_repeat": _per_repeat(summary),
         "figures": figures,
         "logrank": logrank,
         "permutation": _permutation(summary),
-        "by_centre": _by_centre(summary, survival),
+        "by_centre": _by_centre(summary),
         "selection": {
-            "candidates": selection["candidates_after_preparation"],
-            "sets": selection["outer_training_sets"],
+            "candidates": selection.candidates_after_preparation,
+            "sets": selection.outer_training_sets,
             "least": min(sets),
             "most": max(sets),
             "ever": int((frequency["frequency"] > 0).sum()),
-            "steps": ", ".join(s["method"] for s in summary["study"]["selection"]) or "none",
+            "steps": ", ".join(s.method for s in summary.study.selection) or "none",
         },
         "nomogram": None
         if not nomogram
         else {
-            "model": nomogram["model"],
-            "intercept": f"{nomogram['intercept']:.3f}",
+            "model": nomogram.model,
+            "intercept": f"{nomogram.intercept:.3f}",
             "rows": _nomogram_rows(nomogram),
         },
         "tripod": items,
         "tripod_todo": sum(item["status"] == "to complete" for item in items),
         "config_yaml": yaml.safe_dump(
-            summary["study"], sort_keys=False, allow_unicode=True, default_flow_style=False
+            study, sort_keys=False, allow_unicode=True, default_flow_style=False
         ),
     }
 

@@ -10,7 +10,7 @@ interpretation) is flagged for a person to write.
 
 from __future__ import annotations
 
-from typing import Any
+from hepablate.schemas.metrics import BinaryStudySummary, SurvivalStudySummary
 
 __all__ = ["ITEMS", "checklist"]
 
@@ -83,46 +83,40 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
-def checklist(summary: dict[str, Any], missing_share: float | None = None) -> list[dict[str, str]]:
+def checklist(
+    summary: BinaryStudySummary | SurvivalStudySummary, missing_share: float | None = None
+) -> list[dict[str, str]]:
     """Each item with ``status`` "filled by the run" (and the run's answer) or "to complete"."""
-    study, cohort, endpoint = summary["study"], summary["cohort"], summary["endpoint"]
-    validation, selection = summary["validation"], summary["selection"]
-    scheme = study["validation"]
-    comparison = summary["comparison"]
-    centres = cohort["centres"]
-    steps = ", ".join(s["method"] for s in study["selection"]) or "none"
+    study, cohort, endpoint = summary.study, summary.cohort, summary.endpoint
+    validation, selection = summary.validation, summary.selection
+    scheme = study.validation
+    comparison = summary.comparison
+    centres = cohort.centres
+    steps = ", ".join(s.method for s in study.selection) or "none"
     models = ", ".join(
-        f"{name} ({m['kind']}{', clinical variables only' if m['clinical_only'] else ''})"
-        for name, m in summary["models"].items()
+        f"{name} ({m.kind}{', clinical variables only' if m.clinical_only else ''})"
+        for name, m in summary.models.items()
     )
-    if scheme["scheme"] == "kfold":
+    if scheme.scheme == "kfold":
         outer = (
-            f"{scheme['repeats']} x repeated {scheme['folds']}-fold cross-validation, folds "
+            f"{scheme.repeats} x repeated {scheme.folds}-fold cross-validation, folds "
             "grouped by patient and stratified by the outcome"
         )
     else:
-        outer = "train on some centres, test on the others: " + "; ".join(validation["splits"])
+        outer = "train on some centres, test on the others: " + "; ".join(validation.splits)
     answers: dict[str, str] = {
         "6a": f"{len(centres)} centre(s): "
         + ", ".join(f"{c} ({n} rows)" for c, n in centres.items()),
-        "8a": f"Endpoint {endpoint['name']} ({endpoint['kind']}"
-        + (
-            f", horizon {endpoint['horizon_months']} months"
-            if endpoint.get("horizon_months")
-            else ""
-        )
-        + f"): {endpoint.get('description') or 'see the cohort schema'}; rows without a known "
-        f"outcome left out: {endpoint['excluded_rows']}.",
-        "9a": f"{cohort['candidate_columns']} candidate columns from "
-        + ", ".join(study["features"]["include"])
-        + (
-            f", excluding {', '.join(study['features']['exclude'])}"
-            if study["features"]["exclude"]
-            else ""
-        )
-        + f"; forced in: {', '.join(study['features']['force']) or 'none'}.",
+        "8a": f"Endpoint {endpoint.name} ({endpoint.kind}"
+        + (f", horizon {endpoint.horizon_months} months" if endpoint.horizon_months else "")
+        + f"): {endpoint.description or 'see the cohort schema'}; rows without a known "
+        f"outcome left out: {endpoint.excluded_rows}.",
+        "9a": f"{cohort.candidate_columns} candidate columns from "
+        + ", ".join(study.features.include)
+        + (f", excluding {', '.join(study.features.exclude)}" if study.features.exclude else "")
+        + f"; forced in: {', '.join(study.features.force) or 'none'}.",
         "11": "Imputed inside each training set ("
-        + scheme["imputation"]
+        + scheme.imputation
         + " for numbers, most frequent for categories); never with test rows"
         + (
             f"; {_pct(missing_share)} of predictor values missing."
@@ -132,42 +126,42 @@ def checklist(summary: dict[str, Any], missing_share: float | None = None) -> li
         "12a": f"All rows for development; performance by {outer}.",
         "12b": "Numbers standardised, categories one-hot encoded, inside each training set; "
         f"feature selection ({steps}) refitted inside every outer training set.",
-        "12c": f"Models: {models}. Hyperparameters by grid search over {scheme['inner_folds']} "
+        "12c": f"Models: {models}. Hyperparameters by grid search over {scheme.inner_folds} "
         "inner folds grouped by patient. " + outer + ".",
         "12e": "AUC, sensitivity, specificity, PPV, NPV at the stated threshold, Brier score, "
         "calibration intercept and slope, decision curves; DeLong tests between models; "
         "95% CIs by a bootstrap over patients."
-        if comparison["metric"] == "auc"
+        if comparison.metric == "auc"
         else "Harrell's and Uno's C-index, time-dependent AUC, integrated Brier score, "
         "Kaplan-Meier curves of risk groups with the log-rank test; 95% CIs by a bootstrap "
         "over patients.",
         "12g": "Each row predicted only by models fitted without it (out-of-fold), averaged "
         "over repeats.",
         "13": "No resampling or reweighting: probabilities stay calibrated; the threshold is "
-        f"stated ({validation['threshold']:.3f}, {validation['threshold_source']})."
-        if comparison["metric"] == "auc"
+        f"stated ({validation.threshold:.3f}, {validation.threshold_source})."
+        if comparison.metric == "auc"
         else "No resampling or reweighting of events; no probability threshold (a "
         "time-to-event model is scored by the concordance of its risk score over time).",
         "15": "A probability of the outcome; sensitivity, specificity and predictive values at "
-        f"threshold {validation['threshold']:.3f} ({validation['threshold_source']})."
-        if comparison["metric"] == "auc"
+        f"threshold {validation.threshold:.3f} ({validation.threshold_source})."
+        if comparison.metric == "auc"
         else "A risk score and a survival curve per row; no probability threshold: the risk "
         "groups (low, intermediate, high) are split at the tertiles of the out-of-fold risk "
         "scores.",
         "18f": "hepablate (open source); the study config is in study.yaml of this run.",
-        "20a": f"{cohort['rows']} rows from {cohort['patients']} patients, "
-        f"{cohort['events']} with the outcome; {endpoint['excluded_rows']} rows left out "
+        "20a": f"{cohort.rows} rows from {cohort.patients} patients, "
+        f"{cohort.events} with the outcome; {endpoint.excluded_rows} rows left out "
         "(outcome unknown).",
         "20b": "Table 1 and the missingness table of this report.",
-        "21": f"{cohort['rows']} rows, {cohort['events']} events; "
-        f"{selection['outer_training_sets']} outer training sets.",
+        "21": f"{cohort.rows} rows, {cohort.events} events; "
+        f"{selection.outer_training_sets} outer training sets.",
         "22": "The fitted models are in the run's bundle; the logistic model's coefficients "
         "and nomogram are in this report."
-        if summary.get("nomogram")
+        if summary.nomogram
         else "The fitted models are in the run's bundle.",
         "23a": "The model comparison table of this report (all metrics with 95% CIs).",
     }
-    if summary.get("by_centre"):
+    if summary.by_centre:
         answers["23b"] = "Performance per test centre: the by-centre table of this report."
         answers["12d"] = "Validation by centre (train on the others)."
     items = []

@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from hepablate.schemas.metrics import ModelKind
+
 __all__ = [
     "FeatureSources",
     "ModelSpec",
@@ -38,21 +40,6 @@ SelectorName = Literal[
     "embedded",
     "wrapper",
     "stability",
-]
-ModelKind = Literal[
-    # binary endpoints
-    "logistic",
-    "gradient_boosting",
-    "random_forest",
-    "multimodal",  # 3D CNN over the tumour's crops fused with the selected features
-    "mlp",  # tabular network
-    # time-to-event endpoints
-    "cox",
-    "random_survival_forest",
-    "gradient_boosting_survival",
-    "deep_surv",  # tabular network, Cox partial likelihood
-    "deep_discrete",  # tabular network, logistic hazard per time interval
-    "multimodal_surv",  # the multimodal network with a Cox partial-likelihood head
 ]
 BINARY_MODELS: frozenset[str] = frozenset(
     {"logistic", "gradient_boosting", "random_forest", "multimodal", "mlp"}

@@ -7,38 +7,28 @@ on the same rows (DeLong for AUCs). ``metrics.json`` holds all of it, plus what 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 import hepablate
+from hepablate.schemas import dump_json
+from hepablate.schemas.metrics import (
+    METRICS_SCHEMA_VERSION,
+    STUDY_SUMMARY,
+    BinaryStudySummary,
+    ModelTime,
+    SurvivalStudySummary,
+)
 from hepablate.study.config import DEEP_MODELS
 from hepablate.study.run import ModelRun, Split, StudyResult
 from hepablate.validation import metrics as m
 
 __all__ = ["ModelTime", "model_time", "selection_frequency", "summarise", "write_outputs"]
-
-
-class ModelTime(TypedDict):
-    """``metrics.json`` ``models.<name>.time``: what a model cost, in seconds.
-
-    A split's time is the model's tuning (grid search over the inner folds, or the one fit of
-    a one-point grid), its fit and the prediction of the test rows; the selection the models
-    share is timed apart (``selection.seconds``). Wall-clock time depends on what else runs on
-    the machine; CPU time is this process's, all its threads.
-    """
-
-    fit_seconds: float  # wall-clock, summed over the outer splits
-    fit_cpu_seconds: float  # CPU, summed over the outer splits
-    per_split_seconds: list[float]  # wall-clock, one per ``validation.splits``
-    per_split_cpu_seconds: list[float]
-    mean_split_seconds: float
-    refit_seconds: float | None  # the refit on all rows (for the bundle); None without it
 
 
 def _seconds(values: list[float]) -> list[float]:
@@ -47,14 +37,14 @@ def _seconds(values: list[float]) -> list[float]:
 
 def model_time(run: ModelRun) -> ModelTime:
     """The ``time`` entry of a model in ``metrics.json``."""
-    return {
-        "fit_seconds": round(float(np.sum(run.fit_seconds)), 3),
-        "fit_cpu_seconds": round(float(np.sum(run.fit_cpu_seconds)), 3),
-        "per_split_seconds": _seconds(run.fit_seconds),
-        "per_split_cpu_seconds": _seconds(run.fit_cpu_seconds),
-        "mean_split_seconds": round(float(np.mean(run.fit_seconds)), 3) if run.fit_seconds else 0.0,
-        "refit_seconds": None if run.refit_seconds is None else round(run.refit_seconds, 3),
-    }
+    return ModelTime(
+        fit_seconds=round(float(np.sum(run.fit_seconds)), 3),
+        fit_cpu_seconds=round(float(np.sum(run.fit_cpu_seconds)), 3),
+        per_split_seconds=_seconds(run.fit_seconds),
+        per_split_cpu_seconds=_seconds(run.fit_cpu_seconds),
+        mean_split_seconds=round(float(np.mean(run.fit_seconds)), 3) if run.fit_seconds else 0.0,
+        refit_seconds=None if run.refit_seconds is None else round(run.refit_seconds, 3),
+    )
 
 
 def _over_repeats(values: np.ndarray) -> np.ndarray:
@@ -162,7 +152,8 @@ def _per_repeat(result: StudyResult, run: ModelRun) -> list[float | None]:
     return values
 
 
-def headline(metrics: dict[str, Any], survival: bool) -> float | None:
+def _headline(metrics: dict[str, Any], survival: bool) -> float | None:
+    """The headline metric of a model's metrics while the summary is being built."""
     value = metrics["harrell_c" if survival else "auc"]["value"]
     return None if value is None else float(value)
 
@@ -210,7 +201,7 @@ def _deep_against_baselines(
     baselines = [n for n in models if models[n]["kind"] not in DEEP_MODELS]
     if not deep or not baselines:
         return []
-    baseline = max(baselines, key=lambda n: headline(models[n]["metrics"], survival) or 0.0)
+    baseline = max(baselines, key=lambda n: _headline(models[n]["metrics"], survival) or 0.0)
     base_values, sizes = _split_scores(
         result, result.models[baseline], result.data.y, result.splits
     )
@@ -316,8 +307,12 @@ def _nomogram(result: StudyResult) -> dict[str, Any] | None:
     return None
 
 
-def summarise(result: StudyResult) -> dict[str, Any]:
-    """``metrics.json``: every number of the study, with CIs, per model."""
+def summarise(
+    result: StudyResult, warnings: list[str] | None = None
+) -> BinaryStudySummary | SurvivalStudySummary:
+    """``metrics.json``: every number of the study, with CIs, per model (validated by its
+    model in ``hepablate.schemas.metrics``); ``warnings``: what the study found wanting in its
+    data, one line each."""
     data, config = result.data, result.config
     survival = data.survival
     rows = np.arange(len(data.y))
@@ -342,7 +337,7 @@ def summarise(result: StudyResult) -> dict[str, Any]:
             "best_params": run.best_params,
             "time": model_time(run),
         }
-    ranking = sorted(models, key=lambda n: -(headline(models[n]["metrics"], survival) or 0.0))
+    ranking = sorted(models, key=lambda n: -(_headline(models[n]["metrics"], survival) or 0.0))
     best = ranking[0]
     by_centre: dict[str, Any] = {}
     if config.validation.scheme == "by_centre":
@@ -352,7 +347,8 @@ def summarise(result: StudyResult) -> dict[str, Any]:
             }
     frequency = selection_frequency(result)
     centres = Counter(data.centres.tolist())
-    return {
+    summary = {
+        "schema_version": METRICS_SCHEMA_VERSION,
         "hepablate": hepablate.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "study": config.model_dump(mode="json"),
@@ -396,7 +392,9 @@ def summarise(result: StudyResult) -> dict[str, Any]:
             "top": frequency.head(30).to_dict(orient="records"),
         },
         "nomogram": None if survival else _nomogram(result),
+        "warnings": list(warnings or []),
     }
+    return STUDY_SUMMARY.validate_python(summary)
 
 
 def write_outputs(
@@ -406,15 +404,13 @@ def write_outputs(
     ``warnings`` (what the study found wanting in its data, one line each) go into
     ``metrics.json`` for the report and for whoever reads the run later."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary = {**summarise(result), "warnings": list(warnings or [])}
+    summary = summarise(result, warnings)
     paths = {
         "metrics": run_dir / "metrics.json",
         "selected_features": run_dir / "selected_features.csv",
         "predictions": run_dir / "predictions.csv",
     }
-    paths["metrics"].write_text(
-        json.dumps(summary, indent=1, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    paths["metrics"].write_text(dump_json(summary), encoding="utf-8")
     selection_frequency(result).to_csv(paths["selected_features"], index=False)
     data = result.data
     index = data.table.index if data.table is not None else pd.RangeIndex(len(data.y))
