@@ -67,6 +67,7 @@ REPRODUCIBLE: Step = {"method": "reproducible", "params": {"min_icc": 0.75}}
 REDUNDANCY: Step = {"method": "redundancy", "params": {"max_correlation": 0.8}}
 RECIPES: dict[str, list[Step]] = {
     "none": [],
+    "icc": [REPRODUCIBLE],
     "nzv": [NZV],
     "nzv_icc": [NZV, REPRODUCIBLE],
     "nzv_redundancy": [NZV, REDUNDANCY],
@@ -88,6 +89,7 @@ RECIPES: dict[str, list[Step]] = {
 }
 RECIPE_TEXT = {
     "none": "none (the plain linear model on every candidate)",
+    "icc": "ICC >= 0.75",
     "nzv": "near-zero variance",
     "nzv_icc": "near-zero variance + ICC >= 0.75",
     "nzv_redundancy": "near-zero variance + redundancy (rho > 0.8)",

@@ -18,6 +18,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from hepablate.parallel import run_tasks
 from hepablate.study.config import ModelSpec, StudyConfig, StudyConfigError, ValidationScheme
 from hepablate.study.data import StudyData
 from hepablate.study.pipeline import (
@@ -323,32 +325,28 @@ def _map_splits(
     step: Callable[[], None],
 ) -> list[_SplitOutcome]:
     """Every split's outcome, in split order; with several workers, the splits run in worker
-    processes (joblib's loky pool: started once, reused by later studies of this process) and
-    ``step`` is called as each one finishes. Each split is seeded by the config alone, so the
-    outcomes do not depend on the number of workers."""
+    processes (:func:`hepablate.parallel.run_tasks`: loky's pool, started once and reused by
+    later studies of this process) and ``step`` is called as each one finishes. Each split is
+    seeded by the config alone, so the outcomes do not depend on the number of workers."""
     workers = study_workers(config, len(splits))
-    if workers == 1:
-        outcomes = []
-        for split in splits:
-            outcomes.append(_one_split(data, y, config, models, split, times))
-            step()
-        return outcomes
-    from joblib import Parallel, delayed
-
-    shipped = replace(data, table=None)  # the report's copy of the rows stays here
+    shipped = replace(data, table=None) if workers > 1 else data  # the report's rows stay here
     results: dict[int, _SplitOutcome] = {}
-    jobs = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
-        delayed(_indexed)(i, shipped, y, config, models, split, times)
-        for i, split in enumerate(splits)
-    )
-    for i, outcome in jobs:
+    work = partial(_split_task, shipped, y, config, models, times)
+    for i, outcome in run_tasks(work, splits, workers=workers):
         results[i] = outcome
         step()
     return [results[i] for i in range(len(splits))]
 
 
-def _indexed(i: int, *args: Any) -> tuple[int, _SplitOutcome]:
-    return i, _one_split(*args)
+def _split_task(
+    data: StudyData,
+    y: np.ndarray,
+    config: StudyConfig,
+    models: tuple[ModelSpec, ...],
+    times: np.ndarray | None,
+    split: Split,
+) -> _SplitOutcome:
+    return _one_split(data, y, config, models, split, times)
 
 
 def _validate(
