@@ -13,6 +13,7 @@ from benchmarks.selection_recipes import (
     RECIPES,
     choose_default,
     done_when,
+    eligible,
     recipe_config,
     recipe_table,
 )
@@ -66,6 +67,26 @@ def test_the_default_is_the_best_mean_and_a_tie_goes_to_the_simpler_recipe() -> 
     # a recipe missing on one data set is not a candidate
     del results["b"]["nzv"]
     assert choose_default(results)[0] == "none"
+
+
+def test_only_recipes_meeting_the_done_when_on_every_real_table_are_chosen() -> None:
+    results = {
+        # nzv is best on the mean but 0.002 below the plain model on the real table "a"
+        "a": _figures({"none": 0.561, "icc": 0.561, "nzv": 0.559, "nzv_redundancy_fdr": 0.40}),
+        "b": _figures({"none": 0.649, "icc": 0.649, "nzv": 0.675, "nzv_redundancy_fdr": 0.66}),
+        "virtual": _figures({"none": 0.70, "icc": 0.72, "nzv": 0.72, "nzv_redundancy_fdr": 0.9}),
+    }
+    assert eligible(results["a"]) == {"none", "icc"}  # fdr: below the plain model and the CI
+    assert eligible(results["b"]) == {"none", "icc", "nzv", "nzv_redundancy_fdr"}
+    chosen, means = choose_default(results)
+    assert means["nzv"] > means["icc"] + 0.005
+    assert chosen == "icc"  # higher mean than none, thanks to the virtual cohort
+    # without eligibility (the first rule) the mean decides: fdr (0.653) ties with nzv (0.651),
+    # which has fewer steps
+    assert choose_default(results, real=[])[0] == "nzv"
+    # counted as a real table, the virtual cohort (fdr's CI 0.85-0.95) leaves no recipe
+    # eligible everywhere, and the first rule decides
+    assert choose_default(results, real=["a", "b", "virtual"])[0] == "nzv"
 
 
 def test_recipe_table_bolds_the_best_recipe_of_each_data_set() -> None:
