@@ -120,19 +120,19 @@ class ValidationScheme(_Strict):
 
 
 def _default_selection() -> tuple[SelectionStep, ...]:
-    """Radiomics reproducible under perturbation (ICC >= 0.75; a no-op on a table without
-    ICCs); the models' own penalties (ridge Cox, tuned logistic C) and the trees do the rest.
-    Chosen on four real tables and the virtual cohort, on the same folds
-    (``benchmarks/selection_recipes.py``, docs/benchmarks.md "Selection recipes on real
-    tables"): of the eleven recipes, the ones at least as good as the plain linear model on
-    every real table (issue 16's done-when) are "none" and this; this has the higher mean (the
-    virtual cohort's non-reproducible radiomics go). Near-zero variance is left out: it drops
-    rare category levels, which merges them silently into the reference level, and cost 0.002
-    of C against the plain Cox on HCC-TACE-Seg OS. Stability selection, the earlier default,
-    kept one or two columns per training set and lost 0.02-0.17 against the best recipe on the
-    real tables; a univariate FDR step lost 0.14 against the plain Cox on HCC-TACE-Seg TTP.
+    """No selection step: the model gets every candidate column, and its own penalty (ridge
+    Cox, tuned logistic C) or the trees do the selecting. Chosen on four real tables and the
+    virtual cohort, on the same folds (``benchmarks/selection_recipes.py``, docs/benchmarks.md
+    "Selection recipes on real tables"): of the eleven recipes, only this and `reproducible`
+    alone (which changes nothing on a table without ICCs) are never below the plain linear
+    model on a real table (issue 16's done-when); their means tie (0.704 and 0.708, within the
+    rule's 0.005), and a tie goes to the fewer steps. Near-zero variance drops rare category
+    levels, merging them into the reference level, and cost 0.002 of C on HCC-TACE-Seg OS.
+    Stability selection, the earlier default, kept one or two columns per training set and lost
+    0.02-0.17 against the best recipe on the real tables; a univariate FDR step lost 0.14
+    against the plain Cox on HCC-TACE-Seg TTP. With radiomics ICCs, add `reproducible`.
     """
-    return (SelectionStep(method="reproducible", params={"min_icc": 0.75}),)
+    return ()
 
 
 class StudyConfig(_Strict):
