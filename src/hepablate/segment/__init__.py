@@ -1,0 +1,1 @@
+"""Segmentation of the liver, tumours and ablation zones with a deep network."""
