@@ -132,11 +132,11 @@ def train(
     if place.is_dir() and not any(place.iterdir()):
         shutil.rmtree(place)
     console.print(f"Wrote the segmentation bundle {escape(str(out))}")
-    for name, task in result.tasks.items():
-        dice = ", ".join(f"{k} {v:.3f}" for k, v in task.best_dice.items())
+    for name, trained in result.tasks.items():
+        dice = ", ".join(f"{k} {v:.3f}" for k, v in trained.best_dice.items())
         console.print(
-            f"  {name}: best epoch {task.best_epoch} of {len(task.history)}, validation Dice "
-            f"{dice} on {len(task.validation_patients)} held-out patients"
+            f"  {name}: best epoch {trained.best_epoch} of {len(trained.history)}, validation "
+            f"Dice {dice} on {len(trained.validation_patients)} held-out patients"
         )
 
 
@@ -175,7 +175,10 @@ def predict(
         _refuse(str(exc))
     results: dict[str, dict[str, Segmentation]] = {}
     try:
-        with staged_dir(out, PREDICT_KIND, overwrite=overwrite) as stage, _bar("segmenting") as show:
+        with (
+            staged_dir(out, PREDICT_KIND, overwrite=overwrite) as stage,
+            _bar("segmenting") as show,
+        ):
             for done, (folder, scans) in enumerate(jobs.items()):
                 show(f"segmenting {folder or source.name}", done, len(jobs))
                 target = stage / folder if folder else stage

@@ -47,16 +47,16 @@ from hepablate.segment.train import TrainResult
 __all__ = [
     "SEGMENTER_FORMAT",
     "SEGMENTER_FORMAT_VERSION",
-    "SegmenterManifest",
     "Segmenter",
+    "SegmenterManifest",
     "TaskTraining",
     "load_segmenter",
     "save_segmenter",
     "segmenter_id",
 ]
 
-SEGMENTER_FORMAT = "hepablate-segmenter"
-SEGMENTER_FORMAT_VERSION = 1
+SEGMENTER_FORMAT: Literal["hepablate-segmenter"] = "hepablate-segmenter"
+SEGMENTER_FORMAT_VERSION: Literal[1] = 1
 MANIFEST = "manifest.json"
 PACKAGES = ("hepablate", "torch", "monai", "numpy", "SimpleITK", "safetensors")
 _MAX_BYTES = 1 << 30  # far above any network a plan for a CPU makes (a few MB)
@@ -67,8 +67,8 @@ class _Closed(BaseModel):
 
 
 class SegmenterManifest(_Closed):
-    format: Literal["hepablate-segmenter"] = SEGMENTER_FORMAT
-    format_version: Literal[1] = SEGMENTER_FORMAT_VERSION
+    format: Literal["hepablate-segmenter"] = "hepablate-segmenter"
+    format_version: Literal[1] = 1
     tasks: list[str]
     versions: dict[str, str | None]
     files: dict[str, str] = Field(description="file name -> SHA-256 of its bytes")
@@ -200,9 +200,7 @@ def load_segmenter(path: Path | str) -> Segmenter:
     path = Path(path)
     if not path.is_dir():
         raise SegmentError(f"{path}: not a folder; a segmentation bundle is a folder")
-    manifest: SegmenterManifest = _parse(
-        path / MANIFEST, _read(path / MANIFEST), SegmenterManifest
-    )
+    manifest: SegmenterManifest = _parse(path / MANIFEST, _read(path / MANIFEST), SegmenterManifest)
     expected = {f"{t}.safetensors" for t in manifest.tasks} | {
         "plan.json",
         "fingerprint.json",
@@ -230,9 +228,11 @@ def load_segmenter(path: Path | str) -> Segmenter:
     )
     training: _Training = _parse(path / "training.json", files["training.json"], _Training)
     if sorted(plan.tasks) != sorted(manifest.tasks):
-        raise SegmentError(f"{path / 'plan.json'}: tasks {sorted(plan.tasks)}, the manifest's "
-                           f"{sorted(manifest.tasks)}")
-    networks = {}
+        raise SegmentError(
+            f"{path / 'plan.json'}: tasks {sorted(plan.tasks)}, the manifest's "
+            f"{sorted(manifest.tasks)}"
+        )
+    networks: dict[str, torch.nn.Module] = {}
     for name in manifest.tasks:
         file = path / f"{name}.safetensors"
         try:

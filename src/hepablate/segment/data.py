@@ -134,11 +134,15 @@ def _reference(volume: Volume, spacing_mm: tuple[float, ...]) -> sitk.Image:
 def resample_image(volume: Volume, spacing_mm: tuple[float, ...], fill: float) -> Volume:
     """``volume`` on a grid of ``spacing_mm`` over the same extent (linear interpolation)."""
     image = sitk.Cast(volume.to_sitk(), sitk.sitkFloat32)
-    moved = sitk.Resample(image, _reference(volume, spacing_mm), sitk.Transform(), sitk.sitkLinear, fill)
+    moved = sitk.Resample(
+        image, _reference(volume, spacing_mm), sitk.Transform(), sitk.sitkLinear, fill
+    )
     return Volume.from_sitk(moved)
 
 
-def resample_labels(volume: Volume, labels: np.ndarray, spacing_mm: tuple[float, ...]) -> np.ndarray:
+def resample_labels(
+    volume: Volume, labels: np.ndarray, spacing_mm: tuple[float, ...]
+) -> np.ndarray:
     """A label map on ``volume``'s grid moved to the grid of ``spacing_mm`` (nearest label)."""
     image = sitk.GetImageFromArray(labels.astype(np.uint8))
     image.SetSpacing(volume.grid.spacing_mm)

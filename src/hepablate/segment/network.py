@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from monai.networks.nets import DynUNet
+from monai.networks.nets.dynunet import DynUNet
 
 from hepablate.imaging.io import Volume
 from hepablate.segment.data import resample_image

@@ -13,7 +13,7 @@ any of its fields (``load_overrides``; an unknown key is refused, naming it).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,8 +45,8 @@ __all__ = [
     "plan",
 ]
 
-FINGERPRINT_VERSION = 1
-PLAN_VERSION = 1
+FINGERPRINT_VERSION: Literal[1] = 1
+PLAN_VERSION: Literal[1] = 1
 # Foreground voxels sampled per case and region for the intensity statistics (nnU-Net: 10^4).
 _SAMPLES_PER_CASE = 10_000
 
@@ -188,6 +188,14 @@ class Plan(_Closed):
     inference: InferencePlan = InferencePlan()
 
 
+def _triple(values: Sequence[float]) -> Triple:
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def _int_triple(values: Sequence[int]) -> IntTriple:
+    return (int(values[0]), int(values[1]), int(values[2]))
+
+
 def _stats(values: np.ndarray) -> IntensityStats:
     low, mid, high = np.percentile(values, [0.5, 50.0, 99.5])
     return IntensityStats(
@@ -212,13 +220,16 @@ def _task_fingerprint(
     rng = np.random.default_rng(0)
     labels = spec.labels
     samples: dict[str, list[np.ndarray]] = {name: [] for name in ["foreground", *labels[1:]]}
-    spacings, sizes, counts, diameters = [], [], [], []
+    spacings: list[Triple] = []
+    sizes: list[IntTriple] = []
+    counts: list[int] = []
+    diameters: list[float] = []
     voxels = np.zeros(len(labels))
     for patient in patients:
         case = read_case(cohort, patient, spec)
         grid = case.image.grid
-        spacings.append(tuple(grid.spacing_mm))
-        sizes.append(tuple(grid.size))
+        spacings.append(_triple(grid.spacing_mm))
+        sizes.append(_int_triple(grid.size))
         values = case.image.array
         samples["foreground"].append(_sample(rng, values[case.labels > 0]))
         for value, name in enumerate(labels[1:], start=1):
@@ -261,9 +272,11 @@ def fingerprint(
     have (one to train, one to validate), gets no network and is listed in ``skipped``.
     """
     tasks = DEFAULT_TASKS if tasks is None else tasks
-    declared = set() if cohort.schema.images is None else {
-        *cohort.schema.images.scans, *cohort.schema.images.masks
-    }
+    declared = (
+        set()
+        if cohort.schema.images is None
+        else {*cohort.schema.images.scans, *cohort.schema.images.masks}
+    )
     chosen: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}
     for name, spec in tasks.items():
@@ -321,11 +334,14 @@ def _topology(
     strides: list[IntTriple] = [(1, 1, 1)]
     for _level in range(budget.max_levels):
         finest = min(current)
-        kernels.append(tuple(3 if s <= 2 * finest else 1 for s in current))  # type: ignore[misc]
-        pool = [s <= 2 * finest and n // 2 >= budget.min_feature_map for s, n in zip(current, size, strict=True)]
+        kernels.append(_int_triple([3 if s <= 2 * finest else 1 for s in current]))
+        pool = [
+            s <= 2 * finest and n // 2 >= budget.min_feature_map
+            for s, n in zip(current, size, strict=True)
+        ]
         if len(kernels) == budget.max_levels or not any(pool):
             break
-        strides.append(tuple(2 if p else 1 for p in pool))  # type: ignore[misc]
+        strides.append(_int_triple([2 if p else 1 for p in pool]))
         current = [s * 2 if p else s for s, p in zip(current, pool, strict=True)]
         size = [n // 2 if p else n for n, p in zip(size, pool, strict=True)]
     return kernels[: len(strides)], strides
@@ -351,7 +367,9 @@ def _task_plan(task: TaskFingerprint, budget: Budget, spacing: Triple | None) ->
     kernels, strides = _topology(spacing, (patch[0], patch[1], patch[2]), budget)
     divisor = [math.prod(s[a] for s in strides) for a in range(3)]
     patch = [max(d, (n // d) * d) for n, d in zip(patch, divisor, strict=True)]
-    filters = [min(budget.base_filters * 2**level, budget.max_filters) for level in range(len(strides))]
+    filters = [
+        min(budget.base_filters * 2**level, budget.max_filters) for level in range(len(strides))
+    ]
     foreground = task.intensity["foreground"]
     batch = int(np.clip(budget.batch_voxels // math.prod(patch), 2, 8))
     return TaskPlan(
@@ -385,8 +403,7 @@ def _validated_plan(value: dict[str, Any], source: str) -> Plan:
         return Plan.model_validate(value)
     except ValidationError as exc:
         lines = [
-            line.replace("Extra inputs are not permitted", "unknown key")
-            for line in describe(exc)
+            line.replace("Extra inputs are not permitted", "unknown key") for line in describe(exc)
         ]
         raise SegmentError("\n".join(f"{source}: {line}" for line in lines)) from None
 
@@ -400,15 +417,13 @@ def plan(
     overridden too. A key that is not a field of the plan, or a task without a network, is a
     ``SegmentError`` naming ``source`` and the key."""
     overrides = overrides or {}
-    unknown = set((overrides.get("tasks") or {})) - set(fingerprint.tasks)
+    unknown = set(overrides.get("tasks") or {}) - set(fingerprint.tasks)
     if unknown:
         raise SegmentError(
             f"{source}: tasks.{sorted(unknown)[0]}: unknown task (this cohort has "
             f"{', '.join(fingerprint.tasks)})"
         )
-    first = _validated_plan(
-        {"budget": overrides.get("budget", {}), "tasks": {}}, source
-    )
+    first = _validated_plan({"budget": overrides.get("budget", {}), "tasks": {}}, source)
     tasks = {}
     for name, task in fingerprint.tasks.items():
         wanted = ((overrides.get("tasks") or {}).get(name) or {}).get("target_spacing_mm")

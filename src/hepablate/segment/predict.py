@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
-from monai.inferers import sliding_window_inference
+from monai.inferers.utils import sliding_window_inference
 from scipy import ndimage
 
 from hepablate.imaging.io import ImageReadError, Volume, find_image, read_volume, write_volume
@@ -70,7 +70,7 @@ def _probabilities(segmenter: Segmenter, task_name: str, scan: Volume) -> np.nda
         assert isinstance(logits, torch.Tensor)
         probabilities = torch.softmax(logits, dim=1)[0].numpy()[(slice(None), *inside)]
     reference = scan.to_sitk()
-    back = []
+    back: list[np.ndarray] = []
     for channel in probabilities:
         moved = Volume(channel.astype(np.float32), image.grid).to_sitk()
         # Outside the resampled extent (half a voxel at the edges) nothing is liver or lesion.
@@ -84,7 +84,10 @@ def _probabilities(segmenter: Segmenter, task_name: str, scan: Volume) -> np.nda
 
 
 def _postprocess(
-    labels: np.ndarray, task: TaskPlan, spacing_mm: tuple[float, ...], min_volume_ml: float,
+    labels: np.ndarray,
+    task: TaskPlan,
+    spacing_mm: tuple[float, ...],
+    min_volume_ml: float,
     dilation_mm: float,
 ) -> tuple[np.ndarray | None, np.ndarray, list[float]]:
     lesion_value = len(task.labels) - 1
@@ -129,7 +132,10 @@ def segment_scan(segmenter: Segmenter, task_name: str, scan: Volume, path: Path)
     labels = np.argmax(_probabilities(segmenter, task_name, scan), axis=0)
     inference = segmenter.plan.inference
     liver, lesions, volumes = _postprocess(
-        labels, task, scan.grid.spacing_mm, inference.min_lesion_volume_ml,
+        labels,
+        task,
+        scan.grid.spacing_mm,
+        inference.min_lesion_volume_ml,
         inference.liver_dilation_mm,
     )
     return Segmentation(

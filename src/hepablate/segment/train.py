@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +27,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
-from monai.losses import DiceCELoss
-from monai.transforms import (
-    Compose,
-    RandAffined,
-    RandCropByPosNegLabeld,
-    RandFlipd,
-    RandScaleIntensityd,
-    RandShiftIntensityd,
-)
-from monai.utils import set_determinism
+from monai.inferers.utils import sliding_window_inference
+from monai.losses.dice import DiceCELoss
+from monai.transforms.compose import Compose
+from monai.transforms.croppad.dictionary import RandCropByPosNegLabeld
+from monai.transforms.intensity.dictionary import RandScaleIntensityd, RandShiftIntensityd
+from monai.transforms.spatial.dictionary import RandAffined, RandFlipd
+from monai.utils.misc import set_determinism
 
 from hepablate.cohort import Cohort
 from hepablate.segment.data import read_case, resample_labels
@@ -154,8 +149,12 @@ def _augmentation(task: TaskPlan, training: TrainingPlan) -> Compose:
                 mode=("bilinear", "nearest"),
                 padding_mode="border",
             ),
-            RandScaleIntensityd("image", factors=training.intensity_scale, prob=training.intensity_probability),
-            RandShiftIntensityd("image", offsets=training.intensity_shift, prob=training.intensity_probability),
+            RandScaleIntensityd(
+                "image", factors=training.intensity_scale, prob=training.intensity_probability
+            ),
+            RandShiftIntensityd(
+                "image", offsets=training.intensity_shift, prob=training.intensity_probability
+            ),
         ]
     )
 
@@ -170,7 +169,9 @@ def dice_per_class(predicted: np.ndarray, truth: np.ndarray, labels: list[str]) 
     return scores
 
 
-def _segment(network: torch.nn.Module, image: np.ndarray, task: TaskPlan, overlap: float) -> np.ndarray:
+def _segment(
+    network: torch.nn.Module, image: np.ndarray, task: TaskPlan, overlap: float
+) -> np.ndarray:
     """Class probabilities (classes, z, y, x) of a normalised, padded image."""
     network.eval()
     with torch.no_grad():
@@ -181,7 +182,9 @@ def _segment(network: torch.nn.Module, image: np.ndarray, task: TaskPlan, overla
         return torch.softmax(logits, dim=1)[0].numpy()
 
 
-def _validate(network: torch.nn.Module, cases: list[_Prepared], task: TaskPlan, overlap: float) -> dict[str, float]:
+def _validate(
+    network: torch.nn.Module, cases: list[_Prepared], task: TaskPlan, overlap: float
+) -> dict[str, float]:
     """Dice per class over the validation patients' voxels together (global Dice)."""
     predicted = [np.argmax(_segment(network, c.image, task, overlap), axis=0) for c in cases]
     return dice_per_class(
@@ -193,8 +196,11 @@ def _validate(network: torch.nn.Module, cases: list[_Prepared], task: TaskPlan, 
 
 def _run_key(plan: Plan, name: str, training: list[str], validation: list[str]) -> str:
     text = json.dumps(
-        {"task": plan.tasks[name].model_dump(mode="json"), "training": plan.training.model_dump(mode="json"),
-         "patients": [training, validation]},
+        {
+            "task": plan.tasks[name].model_dump(mode="json"),
+            "training": plan.training.model_dump(mode="json"),
+            "patients": [training, validation],
+        },
         sort_keys=True,
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -209,7 +215,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
     """Write the checkpoint whole or not at all (a crash while saving keeps the previous one)."""
     partial = path.with_name(path.name + ".partial")
     torch.save(state, partial)
-    os.replace(partial, path)
+    partial.replace(path)
 
 
 def _load(path: Path, key: str) -> dict[str, Any] | None:
@@ -218,9 +224,14 @@ def _load(path: Path, key: str) -> dict[str, Any] | None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged or foreign file
-        raise SegmentError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); remove it to start again") from None
+        raise SegmentError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); "
+            "remove it to start again"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-        raise SegmentError(f"{path}: not a segmentation checkpoint of this hepablate; remove it to start again")
+        raise SegmentError(
+            f"{path}: not a segmentation checkpoint of this hepablate; remove it to start again"
+        )
     if state.get("key") != key:
         raise SegmentError(
             f"{path}: a checkpoint of another run (another plan, cohort or split); remove it "
@@ -230,7 +241,10 @@ def _load(path: Path, key: str) -> dict[str, Any] | None:
 
 
 def _history(records: list[dict[str, Any]]) -> list[EpochRecord]:
-    return [EpochRecord(int(r["epoch"]), float(r["loss"]), dict(r["dice"]), float(r["seconds"])) for r in records]
+    return [
+        EpochRecord(int(r["epoch"]), float(r["loss"]), dict(r["dice"]), float(r["seconds"]))
+        for r in records
+    ]
 
 
 def _train_task(
@@ -249,7 +263,9 @@ def _train_task(
     saved = None if checkpoint is None else _load(checkpoint, key)
     torch.manual_seed(training.seed)
     network = build_network(task)
-    optimiser = torch.optim.AdamW(network.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
+    optimiser = torch.optim.AdamW(
+        network.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
+    )
     records: list[dict[str, Any]] = []
     best_state = {k: v.clone() for k, v in network.state_dict().items()}
     best_score, best_epoch, stale, finished = -1.0, 0, 0, False
@@ -276,7 +292,9 @@ def _train_task(
             augment.set_random_state(seed=seed)
             rng = np.random.default_rng(seed)
             for group in optimiser.param_groups:  # nnU-Net's polynomial decay, by epoch
-                group["lr"] = training.learning_rate * (1 - (epoch - 1) / training.max_epochs) ** 0.9
+                group["lr"] = (
+                    training.learning_rate * (1 - (epoch - 1) / training.max_epochs) ** 0.9
+                )
             network.train()
             losses = []
             for iteration in range(1, training.iterations_per_epoch + 1):
@@ -285,15 +303,28 @@ def _train_task(
                 for index in chosen:
                     case = cases[int(index)]
                     patches.extend(augment({"image": case.image[None], "label": case.labels[None]}))
-                images = torch.stack([torch.as_tensor(np.asarray(p["image"]), dtype=torch.float32) for p in patches])
-                labels = torch.stack([torch.as_tensor(np.asarray(p["label"])).round().long() for p in patches])
+                images = torch.stack(
+                    [torch.as_tensor(np.asarray(p["image"]), dtype=torch.float32) for p in patches]
+                )
+                labels = torch.stack(
+                    [torch.as_tensor(np.asarray(p["label"])).round().long() for p in patches]
+                )
                 optimiser.zero_grad()
                 loss = loss_fn(network(images), labels)
                 loss.backward()
                 optimiser.step()
                 losses.append(float(loss.item()))
                 if progress is not None:
-                    progress(TrainEvent(name, epoch, training.max_epochs, iteration, training.iterations_per_epoch, losses[-1]))
+                    progress(
+                        TrainEvent(
+                            name,
+                            epoch,
+                            training.max_epochs,
+                            iteration,
+                            training.iterations_per_epoch,
+                            losses[-1],
+                        )
+                    )
             dice = _validate(network, held, task, plan.inference.overlap)
             score = float(np.mean(list(dice.values())))
             if score > best_score:
@@ -301,7 +332,14 @@ def _train_task(
                 best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
             else:
                 stale += 1
-            records.append({"epoch": epoch, "loss": float(np.mean(losses)), "dice": dice, "seconds": time.perf_counter() - began})
+            records.append(
+                {
+                    "epoch": epoch,
+                    "loss": float(np.mean(losses)),
+                    "dice": dice,
+                    "seconds": time.perf_counter() - began,
+                }
+            )
             minutes = (spent + time.perf_counter() - clock) / 60.0
             limit = training.time_limit_minutes
             finished = (
@@ -326,7 +364,17 @@ def _train_task(
                     },
                 )
             if progress is not None:
-                progress(TrainEvent(name, epoch, training.max_epochs, training.iterations_per_epoch, training.iterations_per_epoch, records[-1]["loss"], dice))
+                progress(
+                    TrainEvent(
+                        name,
+                        epoch,
+                        training.max_epochs,
+                        training.iterations_per_epoch,
+                        training.iterations_per_epoch,
+                        records[-1]["loss"],
+                        dice,
+                    )
+                )
             if finished:
                 break
     history = _history(records)
