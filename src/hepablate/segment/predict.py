@@ -30,6 +30,7 @@ from hepablate.segment.plan import TaskPlan
 
 __all__ = [
     "Segmentation",
+    "postprocess",
     "predict_folder",
     "segment_scan",
     "task_of_folder",
@@ -83,13 +84,15 @@ def _probabilities(segmenter: Segmenter, task_name: str, scan: Volume) -> np.nda
     return np.stack(back)
 
 
-def _postprocess(
+def postprocess(
     labels: np.ndarray,
     task: TaskPlan,
     spacing_mm: tuple[float, ...],
     min_volume_ml: float,
     dilation_mm: float,
 ) -> tuple[np.ndarray | None, np.ndarray, list[float]]:
+    """A label map (z, y, x) of the task's classes cleaned up as the module says: the liver
+    mask (None without a liver class), the lesion instances and their volumes (mL)."""
     lesion_value = len(task.labels) - 1
     lesion = labels == lesion_value
     voxel_ml = float(np.prod(spacing_mm)) / 1000.0
@@ -131,7 +134,7 @@ def segment_scan(segmenter: Segmenter, task_name: str, scan: Volume, path: Path)
     task = segmenter.plan.tasks[task_name]
     labels = np.argmax(_probabilities(segmenter, task_name, scan), axis=0)
     inference = segmenter.plan.inference
-    liver, lesions, volumes = _postprocess(
+    liver, lesions, volumes = postprocess(
         labels,
         task,
         scan.grid.spacing_mm,
