@@ -29,8 +29,8 @@ def _fingerprint() -> Fingerprint:
             sizes=[(147, 117, 62)] * 2,
             median_spacing_mm=(1.5, 1.5, 2.5),
             median_size=(147, 117, 62),
-            intensity={n: stats for n in ["foreground", *spec.labels[1:]]},
-            label_fractions={n: 1 / 3 for n in spec.labels},
+            intensity=dict.fromkeys(["foreground", *spec.labels[1:]], stats),
+            label_fractions=dict.fromkeys(spec.labels, 1 / 3),
             lesions_per_case=[1, 1],
             lesion_diameters_mm=[20.0, 30.0],
         )

@@ -60,9 +60,11 @@ def test_the_plan_fits_its_budget_and_normalises_with_the_foreground(
     for name, task in planned.tasks.items():
         fp = measured.tasks[name]
         # The median spacing, coarsened just enough for the median image to fit.
-        assert all(t >= s for t, s in zip(task.target_spacing_mm, fp.median_spacing_mm))
-        extent = [n * s for n, s in zip(fp.median_size, fp.median_spacing_mm)]
-        voxels = math.prod(e / t for e, t in zip(extent, task.target_spacing_mm))
+        assert all(
+            t >= s for t, s in zip(task.target_spacing_mm, fp.median_spacing_mm, strict=True)
+        )
+        extent = [n * s for n, s in zip(fp.median_size, fp.median_spacing_mm, strict=True)]
+        voxels = math.prod(e / t for e, t in zip(extent, task.target_spacing_mm, strict=True))
         assert budget.max_image_voxels * 0.85 < voxels <= budget.max_image_voxels
         assert math.prod(task.patch_size) <= budget.max_patch_voxels
         for axis in range(3):
@@ -152,11 +154,11 @@ def test_config_files_are_read_as_yaml_mappings(tmp_path: Path) -> None:
     assert load_overrides(good) == {"training": {"max_epochs": 3}}
     bad = tmp_path / "bad.yaml"
     bad.write_text("- a list\n", encoding="utf-8")
-    with pytest.raises(SegmentError, match="bad.yaml: not a mapping"):
+    with pytest.raises(SegmentError, match=r"bad\.yaml: not a mapping"):
         load_overrides(bad)
     broken = tmp_path / "broken.yaml"
     broken.write_text("training: [\n", encoding="utf-8")
-    with pytest.raises(SegmentError, match="broken.yaml: not valid YAML"):
+    with pytest.raises(SegmentError, match=r"broken\.yaml: not valid YAML"):
         load_overrides(broken)
 
 

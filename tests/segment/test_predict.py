@@ -51,9 +51,9 @@ def _grid(size: tuple[int, int, int]) -> Grid:
 def _body(size: tuple[int, int, int] = (40, 30, 20)) -> Volume:
     """A CT-like block: air around a soft-tissue body."""
     array = np.full(tuple(reversed(size)), -1000, dtype=np.int16)
-    array[2:-2, 5:-5, 5:-5] = 60 + np.arange(array[2:-2, 5:-5, 5:-5].size).reshape(
-        array[2:-2, 5:-5, 5:-5].shape
-    ) % 90
+    array[2:-2, 5:-5, 5:-5] = (
+        60 + np.arange(array[2:-2, 5:-5, 5:-5].size).reshape(array[2:-2, 5:-5, 5:-5].shape) % 90
+    )
     return Volume(array, _grid(size))
 
 
@@ -62,8 +62,10 @@ def _body(size: tuple[int, int, int] = (40, 30, 20)) -> Volume:
     [
         (Volume(np.zeros((1, 30, 40), np.int16), _grid((40, 30, 1))), r"40 x 30 x 1 voxels"),
         (Volume(np.full((20, 30, 40), -1024, np.int16), _grid((40, 30, 20))), "no anatomy"),
-        (Volume(np.eye(40, dtype=np.int16)[None].repeat(20, 0)[:, :30], _grid((40, 30, 20))),
-         "a mask, not a CT"),
+        (
+            Volume(np.eye(40, dtype=np.int16)[None].repeat(20, 0)[:, :30], _grid((40, 30, 20))),
+            "a mask, not a CT",
+        ),
     ],
 )
 def test_a_scan_that_cannot_be_segmented_is_refused_naming_the_file(

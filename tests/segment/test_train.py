@@ -32,7 +32,7 @@ def _patients(measured: Fingerprint) -> dict[str, list[str]]:
     return {"pre": measured.tasks["pre"].patients}
 
 
-class _Stop(Exception):
+class _StopError(Exception):
     """What the test raises to kill training (as Ctrl-C would, between two iterations)."""
 
 
@@ -51,9 +51,9 @@ def test_an_interrupted_run_resumes_to_the_same_final_weights(
 
     def kill_in_epoch_2(event: TrainEvent) -> None:
         if event.epoch == 2:
-            raise _Stop
+            raise _StopError
 
-    with pytest.raises(_Stop):
+    with pytest.raises(_StopError):
         train_segmenter(
             tiny_cohort,
             pre_plan,

@@ -40,6 +40,7 @@ __all__ = [
     "TaskFingerprint",
     "TaskPlan",
     "TrainingPlan",
+    "check_override_keys",
     "fingerprint",
     "load_overrides",
     "plan",
@@ -417,6 +418,7 @@ def plan(
     overridden too. A key that is not a field of the plan, or a task without a network, is a
     ``SegmentError`` naming ``source`` and the key."""
     overrides = overrides or {}
+    check_override_keys(overrides, source)
     unknown = set(overrides.get("tasks") or {}) - set(fingerprint.tasks)
     if unknown:
         raise SegmentError(
@@ -445,8 +447,37 @@ def _validated_spacing(value: Any, source: str, task: str) -> Triple:
     return (values[0], values[1], values[2])
 
 
+def check_override_keys(overrides: dict[str, Any], source: str) -> None:
+    """Refuse, before any work, a key that is not a field of the plan (one line each, with the
+    known keys); the values are checked when the plan is made."""
+    problems: list[str] = []
+
+    def walk(value: Any, model: type[BaseModel], path: str) -> None:
+        if not isinstance(value, dict):
+            return
+        for key, sub in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if model is Plan and key == "tasks":
+                for task, fields in (sub if isinstance(sub, dict) else {}).items():
+                    walk(fields, TaskPlan, f"{where}.{task}")
+                continue
+            field = model.model_fields.get(str(key))
+            if field is None:
+                known = ", ".join(model.model_fields)
+                problems.append(f"{source}: {where}: unknown key (known: {known})")
+                continue
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(sub, annotation, where)
+
+    walk(overrides, Plan, "")
+    if problems:
+        raise SegmentError("\n".join(problems))
+
+
 def load_overrides(path: Path) -> dict[str, Any]:
-    """A segmentation config file (YAML): a mapping of the Plan fields to override."""
+    """A segmentation config file (YAML): a mapping of the Plan fields to override, its keys
+    checked (``check_override_keys``)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -459,4 +490,5 @@ def load_overrides(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise SegmentError(f"{path}: not a mapping of plan fields (key: value)")
+    check_override_keys(value, str(path))
     return value
