@@ -22,7 +22,7 @@ runner = CliRunner()
 
 # Measured (this machine, one thread; training is deterministic): held-out liver Dice 0.xx on
 # the pre CT and 0.xx on the post CT after 4 epochs of 4 iterations on 3 patients at 6 mm.
-LIVER_DICE_FLOOR = 0.0
+LIVER_DICE_FLOOR = 1.01
 
 
 def _text(output: str) -> str:
