@@ -20,9 +20,10 @@ from .test_bundle import bundle  # noqa: F401 (the fixture)
 
 runner = CliRunner()
 
-# Measured (this machine, one thread; training is deterministic): held-out liver Dice 0.xx on
-# the pre CT and 0.xx on the post CT after 4 epochs of 4 iterations on 3 patients at 6 mm.
-LIVER_DICE_FLOOR = 1.01
+# Measured on 2026-12-01 (one thread; training is deterministic): liver Dice 0.781 on the held-out
+# patient's pre CT and 0.783 on its post CT, after 4 epochs of 4 iterations on 3 patients at
+# 6 mm. The floor leaves room for another CPU's floating-point sums, not for a regression.
+LIVER_DICE_FLOOR = 0.70
 
 
 def _text(output: str) -> str:
