@@ -18,6 +18,7 @@ __all__ = ["segment_app"]
 EXIT_INVALID = 2
 TRAIN_KIND = "segment-train"
 PREDICT_KIND = "segment-predict"
+LARGEST_SHOWN = 5  # lesion volumes printed per scan
 
 segment_app = typer.Typer(
     name="segment",
@@ -189,11 +190,14 @@ def predict(
     console.print(f"Wrote the masks to {escape(str(out))}")
     for folder, found in results.items():
         for name, segmentation in found.items():
-            volumes = ", ".join(f"{v:.2f}" for v in segmentation.lesion_volumes_ml) or "none"
+            found_ml = segmentation.lesion_volumes_ml
+            largest = ", ".join(f"{v:.2f}" for v in found_ml[:LARGEST_SHOWN])
+            more = ", ..." if len(found_ml) > LARGEST_SHOWN else ""
             where = f"{folder}: " if folder else ""
             console.print(
-                f"  {escape(where)}{name}: {len(segmentation.lesion_volumes_ml)} "
-                f"{segmenter.plan.tasks[name].spec.lesion_name}(s), mL: {volumes}"
+                f"  {escape(where)}{name}: {len(found_ml)} "
+                f"{segmenter.plan.tasks[name].spec.lesion_name}(s)"
+                + (f", largest {largest}{more} mL" if found_ml else "")
             )
 
 
