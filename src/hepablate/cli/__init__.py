@@ -21,6 +21,7 @@ from hepablate.cli.demo import demo
 from hepablate.cli.extract import extract
 from hepablate.cli.import_dicom import import_dicom
 from hepablate.cli.predict import predict
+from hepablate.cli.segment import segment_app
 from hepablate.cli.simulate import simulate
 from hepablate.cli.train import train
 from hepablate.cli.validate import validate
@@ -44,6 +45,7 @@ app.command()(train)
 app.command()(predict)
 app.command()(demo)
 app.add_typer(bundle_app)
+app.add_typer(segment_app)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,247 @@
+"""``hepablate segment``: train a segmenter on a cohort's own masks, and segment new scans."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["segment_app"]
+
+EXIT_INVALID = 2
+TRAIN_KIND = "segment-train"
+PREDICT_KIND = "segment-predict"
+LARGEST_SHOWN = 5  # lesion volumes printed per scan
+
+segment_app = typer.Typer(
+    name="segment",
+    help="Segment the liver, tumours and ablation zones with a network trained on a cohort.",
+    no_args_is_help=True,
+)
+
+
+def _refuse(message: str) -> NoReturn:
+    out = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in message.splitlines():
+        out.print(f"[red]error:[/red] {escape(line)}")
+    raise typer.Exit(EXIT_INVALID)
+
+
+@contextmanager
+def _bar(label: str) -> Iterator[Callable[[str, int, int | None], None]]:
+    """A ``(description, done, total)`` callback driving a bar on stderr."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda text, done, total: bar.update(
+            task, description=text, completed=done, total=total
+        )
+
+
+@segment_app.command("train")
+def train(
+    cohort_dir: Annotated[Path, typer.Argument(help="The cohort folder (holding cohort.yaml).")],
+    out: Annotated[Path, typer.Option("--out", help="The segmentation bundle folder to write.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A YAML file of plan fields to override.")
+    ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="Where to keep the per-epoch checkpoint (default: .OUT.checkpoint beside OUT); "
+            "a run finds it there and resumes.",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a folder hepablate did not write.")
+    ] = False,
+) -> None:
+    """Train a network per task (liver and tumours on pre_ct; liver and ablation zone on
+    post_ct) from the cohort's own masks, and write it as a segmentation bundle.
+
+    The dataset fingerprint becomes a plan (spacing, patch, normalisation, network, batch,
+    schedule) that --config may override. Stopped (Ctrl-C or a crash), the same command
+    resumes from the last finished epoch.
+    """
+    from hepablate.cli.validate import load_cohort_or_exit
+    from hepablate.outputs import OutputError, check_output_dir, staged_dir
+    from hepablate.segment.bundle import save_segmenter
+    from hepablate.segment.errors import SegmentError
+    from hepablate.segment.plan import fingerprint, load_overrides, plan
+    from hepablate.segment.train import TrainEvent, train_segmenter
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        check_output_dir(out, TRAIN_KIND, overwrite=overwrite)
+    except OutputError as exc:
+        _refuse(str(exc))
+    overrides: dict[str, Any] = {}
+    try:
+        if config is not None:
+            overrides = load_overrides(config)
+        cohort = load_cohort_or_exit(cohort_dir, console)
+        with _bar("measuring the cohort") as show:
+            found = fingerprint(cohort, progress=lambda d, t: show("measuring the cohort", d, t))
+        planned = plan(found, overrides, source=str(config or "config"))
+    except SegmentError as exc:
+        _refuse(str(exc))
+    for task, why in found.skipped.items():
+        console.print(f"task {task}: no network ({escape(why)})")
+    place = checkpoint or out.parent / f".{out.name}.checkpoint"
+    epochs = planned.training.max_epochs
+    try:
+        with _bar("training") as show:
+
+            def report(event: TrainEvent) -> None:
+                text = f"{event.task}: epoch {event.epoch}/{epochs}, loss {event.loss:.3f}"
+                if event.dice is not None:
+                    text += " · Dice " + ", ".join(f"{k} {v:.3f}" for k, v in event.dice.items())
+                show(text, event.iteration, event.iterations)
+
+            result = train_segmenter(
+                cohort,
+                planned,
+                {t: f.patients for t, f in found.tasks.items()},
+                checkpoint_dir=place,
+                progress=report,
+            )
+    except SegmentError as exc:
+        _refuse(str(exc))
+    except KeyboardInterrupt:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"training stopped; its last finished epoch is in {place}: the same command resumes"
+        )
+        raise
+    with staged_dir(out, TRAIN_KIND, overwrite=overwrite) as stage:
+        save_segmenter(result, found, overrides, stage)
+    for task in result.tasks:
+        (place / f"{task}.pt").unlink(missing_ok=True)
+    if place.is_dir() and not any(place.iterdir()):
+        shutil.rmtree(place)
+    console.print(f"Wrote the segmentation bundle {escape(str(out))}")
+    for name, trained in result.tasks.items():
+        dice = ", ".join(f"{k} {v:.3f}" for k, v in trained.best_dice.items())
+        console.print(
+            f"  {name}: best epoch {trained.best_epoch} of {len(trained.history)}, validation "
+            f"Dice {dice} on {len(trained.validation_patients)} held-out patients"
+        )
+
+
+@segment_app.command("predict")
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="The segmentation bundle folder.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT", help="A scan (file or DICOM folder), a patient folder or a cohort."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The folder to write the masks to.")],
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="For a single scan: the task (pre or post; default pre)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a folder hepablate did not write.")
+    ] = False,
+) -> None:
+    """Segment a scan, a patient folder (its pre_ct and post_ct) or every patient of a cohort,
+    writing the cohort format's mask files (liver, pre_tumours, post_liver, post_ablation;
+    one label per lesion)."""
+    from hepablate.outputs import OutputError, check_output_dir, staged_dir
+    from hepablate.segment.bundle import load_segmenter
+    from hepablate.segment.errors import SegmentError
+    from hepablate.segment.predict import Segmentation, predict_folder
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        check_output_dir(out, PREDICT_KIND, overwrite=overwrite)
+        segmenter = load_segmenter(bundle)
+        jobs = _jobs(segmenter, source, task)
+    except (OutputError, SegmentError) as exc:
+        _refuse(str(exc))
+    results: dict[str, dict[str, Segmentation]] = {}
+    try:
+        with (
+            staged_dir(out, PREDICT_KIND, overwrite=overwrite) as stage,
+            _bar("segmenting") as show,
+        ):
+            for done, (folder, scans) in enumerate(jobs.items()):
+                show(f"segmenting {folder or source.name}", done, len(jobs))
+                target = stage / folder if folder else stage
+                target.mkdir(parents=True, exist_ok=True)
+                results[folder] = predict_folder(segmenter, scans, target)
+    except SegmentError as exc:
+        _refuse(str(exc))
+    console.print(f"Wrote the masks to {escape(str(out))}")
+    for folder, found in results.items():
+        for name, segmentation in found.items():
+            found_ml = segmentation.lesion_volumes_ml
+            largest = ", ".join(f"{v:.2f}" for v in found_ml[:LARGEST_SHOWN])
+            more = ", ..." if len(found_ml) > LARGEST_SHOWN else ""
+            where = f"{folder}: " if folder else ""
+            console.print(
+                f"  {escape(where)}{name}: {len(found_ml)} "
+                f"{segmenter.plan.tasks[name].spec.lesion_name}(s)"
+                + (f", largest {largest}{more} mL" if found_ml else "")
+            )
+
+
+def _jobs(segmenter: Any, source: Path, task: str | None) -> dict[str, dict[str, Path]]:
+    """Output subfolder ('' for OUT itself) -> the scans to segment there, by task."""
+    from hepablate.segment.errors import SegmentError
+    from hepablate.segment.predict import task_of_folder
+
+    if not source.exists():
+        raise SegmentError(f"{source}: no such file or folder")
+    if source.is_dir() and (source / "cohort.yaml").is_file():
+        images = source / _images_directory(source / "cohort.yaml")
+        jobs = {}
+        for folder in sorted(p for p in images.iterdir() if p.is_dir()):
+            scans = task_of_folder(segmenter, folder)
+            if scans:
+                jobs[f"images/{folder.name}"] = scans
+        if not jobs:
+            raise SegmentError(f"{images}: no patient folder holds a scan the bundle segments")
+        return jobs
+    if source.is_dir():
+        scans = task_of_folder(segmenter, source)
+        if scans:
+            if task is not None:
+                scans = {t: p for t, p in scans.items() if t == task}
+            return {"": scans}
+    chosen = task or "pre"
+    if chosen not in segmenter.plan.tasks:
+        raise SegmentError(
+            f"--task {chosen}: the bundle has networks for {', '.join(segmenter.plan.tasks)}"
+        )
+    return {"": {chosen: source}}
+
+
+def _images_directory(path: Path) -> str:
+    import yaml
+
+    from hepablate.segment.errors import SegmentError
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SegmentError(f"{path}: cannot be read ({exc})") from None
+    images = document.get("images") if isinstance(document, dict) else None
+    if not isinstance(images, dict):
+        raise SegmentError(f"{path}: declares no images")
+    return str(images.get("directory", "images"))
