@@ -21,7 +21,7 @@ from sksurv.util import Surv
 from hepablate.features.cache import FeatureCache, PatientResult
 from hepablate.models import multimodal
 from hepablate.models.multimodal import CropSource, MultimodalClassifier, MultimodalSurvival
-from hepablate.report.study import _deep_sentences
+from hepablate.report.sections import _deep_sentences
 from hepablate.study import StudyConfig, run_study
 from hepablate.study.data import StudyData
 from hepablate.study.results import summarise

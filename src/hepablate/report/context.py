@@ -1,0 +1,166 @@
+"""The template context of the study report: everything the page shows, from a run folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from hepablate.report.figures import (
+    _calibration_figure,
+    _decision_figure,
+    _kaplan_meier_figure,
+    _nomogram_figure,
+    _roc_figure,
+    _selection_figure,
+    _td_auc_figure,
+)
+from hepablate.report.formatting import METRIC_NAMES, _css_string, _p_is, _when
+from hepablate.report.sections import (
+    _by_centre,
+    _centres,
+    _comparison,
+    _deep_sentences,
+    _nomogram_rows,
+    _per_repeat,
+    _permutation,
+    _validation_sentence,
+)
+from hepablate.report.tripod import checklist
+from hepablate.schemas import read_metrics
+from hepablate.schemas.metrics import SurvivalStudySummary
+
+MISSINGNESS_SHOWN = 30
+
+
+def _read_csv(path: Path, text: bool = False) -> pd.DataFrame | None:
+    """A CSV of the run folder, or None; ``text``: every cell as written (table 1)."""
+    if not path.is_file():
+        return None
+    if text:
+        return pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
+    return pd.read_csv(path, encoding="utf-8")
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {str(k): ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _context(run_dir: Path) -> dict[str, Any]:
+    summary = read_metrics(run_dir / "metrics.json")
+    frequency = pd.read_csv(run_dir / "selected_features.csv", encoding="utf-8")
+    predictions = _read_csv(run_dir / "predictions.csv")
+    table1 = _read_csv(run_dir / "table1.csv", text=True)
+    missingness = _read_csv(run_dir / "missingness.csv")
+    survival = summary.survival
+    cohort, endpoint = summary.cohort, summary.endpoint
+    best = summary.comparison.best
+
+    missing_share = None
+    if missingness is not None:
+        cells = cohort.rows * max(cohort.candidate_columns, 1)
+        missing_share = float(missingness["missing"].sum()) / max(cells, 1)
+    items = checklist(summary, missing_share)
+
+    figures: dict[str, dict[str, Any]] = {}
+    logrank = None
+    if isinstance(summary, SurvivalStudySummary):
+        figures["kaplan_meier"] = _kaplan_meier_figure(summary)
+        figures["td_auc"] = _td_auc_figure(summary)
+        test = summary.models[best].risk_groups.logrank
+        logrank = None if test is None else {**test.model_dump(), "p": _p_is(test.p_value)}
+    else:
+        figures["roc"] = _roc_figure(summary)
+        figures["calibration"] = _calibration_figure(summary)
+        figures["decision_curve"] = _decision_figure(summary)
+    figures["selection_frequency"] = _selection_figure(frequency)
+    nomogram = summary.nomogram
+    if nomogram:
+        figures["nomogram"] = _nomogram_figure(nomogram)
+
+    selection = summary.selection
+    sets = selection.selected_per_set or [0]
+    events = cohort.events
+    validation = summary.validation
+    study = summary.study.model_dump(mode="json")
+    return {
+        "title": summary.study.name,
+        "css_title": _css_string(summary.study.name),
+        "created": _when(summary.created),
+        "version": summary.hepablate,
+        "survival": survival,
+        "endpoint": {
+            "name": endpoint.name,
+            "kind": "time to event" if survival else endpoint.kind,
+            "horizon": endpoint.horizon_months,
+            "description": endpoint.description,
+            "excluded_rows": endpoint.excluded_rows,
+        },
+        "cohort": {
+            **cohort.model_dump(),
+            "no_events": cohort.rows - events,
+            "event_percent": f"{events / max(cohort.rows, 1) * 100:.1f}",
+        },
+        "centres": _centres(summary, predictions),
+        "validation_sentence": _validation_sentence(summary),
+        "threshold": None
+        if validation.threshold is None
+        else {"value": f"{validation.threshold:.3f}", "source": validation.threshold_source},
+        "table1": None if table1 is None else _records(table1),
+        "missingness": None
+        if missingness is None
+        else {
+            "rows": _records(missingness.head(MISSINGNESS_SHOWN)),
+            "more": max(0, len(missingness) - MISSINGNESS_SHOWN),
+            "columns": len(missingness),
+            "share": None if missing_share is None else f"{missing_share * 100:.1f}",
+        },
+        "unseen": [
+            {
+                "split": entry.split,
+                "columns": "; ".join(
+                    f"{column}: {', '.join(found.values)} ({found.rows} rows)"
+                    for column, found in entry.columns.items()
+                ),
+            }
+            for entry in validation.unseen_categories
+        ],
+        "metric": METRIC_NAMES[summary.comparison.metric],
+        "best": best,
+        "comparison": _comparison(summary),
+        "deep": _deep_sentences(summary),
+        "per_repeat": _per_repeat(summary),
+        "figures": figures,
+        "logrank": logrank,
+        "permutation": _permutation(summary),
+        "by_centre": _by_centre(summary),
+        "selection": {
+            "candidates": selection.candidates_after_preparation,
+            "sets": selection.outer_training_sets,
+            "least": min(sets),
+            "most": max(sets),
+            "ever": int((frequency["frequency"] > 0).sum()),
+            "steps": ", ".join(s.method for s in summary.study.selection) or "none",
+        },
+        "nomogram": None
+        if not nomogram
+        else {
+            "model": nomogram.model,
+            "intercept": f"{nomogram.intercept:.3f}",
+            "rows": _nomogram_rows(nomogram),
+        },
+        "tripod": items,
+        "tripod_todo": sum(item["status"] == "to complete" for item in items),
+        "config_yaml": yaml.safe_dump(
+            study, sort_keys=False, allow_unicode=True, default_flow_style=False
+        ),
+    }
