@@ -15,7 +15,7 @@ import pydicom
 
 __all__ = ["DicomImportError", "ImportResult", "PatientRule"]
 
-_MASK_OBJECTS = ("SEG", "RTSTRUCT")
+MASK_OBJECTS = ("SEG", "RTSTRUCT")
 
 
 class DicomImportError(Exception):
@@ -44,7 +44,7 @@ class ImportResult:
 
 
 @dataclass(frozen=True)
-class _File:
+class DicomFile:
     path: Path
     folder: PurePosixPath  # relative to the source folder
     patient_id: str
@@ -86,8 +86,8 @@ def _referenced_series(dataset: pydicom.Dataset) -> str | None:
     return None
 
 
-def _index(source: Path, result: ImportResult) -> tuple[list[_File], list[str]]:
-    files: list[_File] = []
+def index_files(source: Path, result: ImportResult) -> tuple[list[DicomFile], list[str]]:
+    files: list[DicomFile] = []
     problems: list[str] = []
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
         relative = path.relative_to(source)
@@ -100,18 +100,18 @@ def _index(source: Path, result: ImportResult) -> tuple[list[_File], list[str]]:
         if not modality:
             result.not_imported.append(f"{relative.as_posix()}: a DICOM file without Modality")
             continue
-        is_image = "Rows" in dataset and modality not in _MASK_OBJECTS
-        if modality not in _MASK_OBJECTS and not is_image:
+        is_image = "Rows" in dataset and modality not in MASK_OBJECTS
+        if modality not in MASK_OBJECTS and not is_image:
             result.not_imported.append(f"{relative.as_posix()}: a DICOM {modality} object")
             continue
         referenced = None
-        if modality in _MASK_OBJECTS:
+        if modality in MASK_OBJECTS:
             referenced = _referenced_series(dataset)
             if referenced is None:
                 problems.append(f"{relative.as_posix()}: the {modality} does not name its series")
                 continue
         files.append(
-            _File(
+            DicomFile(
                 path=path,
                 folder=PurePosixPath(relative.parent.as_posix()),
                 patient_id=_text(dataset, "PatientID"),
@@ -133,7 +133,7 @@ def _index(source: Path, result: ImportResult) -> tuple[list[_File], list[str]]:
     return files, problems
 
 
-def _folders(files: Iterable[_File]) -> str:
+def describe_folders(files: Iterable[DicomFile]) -> str:
     """The folders of ``files``, relative to the source; by their top folder when many."""
     folders = {f.folder for f in files}
     if len(folders) > 3:
@@ -143,9 +143,11 @@ def _folders(files: Iterable[_File]) -> str:
     return shown or "."
 
 
-def _group(files: list[_File], rule: PatientRule) -> tuple[dict[str, list[_File]], list[str]]:
+def group_patients(
+    files: list[DicomFile], rule: PatientRule
+) -> tuple[dict[str, list[DicomFile]], list[str]]:
     """Files by patient key under ``rule``, and the problems that make a grouping unsafe."""
-    groups: dict[str, list[_File]] = {}
+    groups: dict[str, list[DicomFile]] = {}
     problems: list[str] = []
     for file in files:
         if rule is PatientRule.PATIENT_ID:
@@ -176,8 +178,9 @@ def _group(files: list[_File], rule: PatientRule) -> tuple[dict[str, list[_File]
                 if len(values) > 1:
                     problems.append(
                         f"PatientID {key or '(blank)'}: files with {len(values)} different patient "
-                        f"{what} share it (folders {_folders(members)}); they are not merged: tell "
-                        "the patients apart with --patient-from folder or --patient-from study"
+                        f"{what} share it (folders {describe_folders(members)}); they are not "
+                        "merged: tell the patients apart with --patient-from folder or "
+                        "--patient-from study"
                     )
                     break
     return groups, problems

@@ -40,16 +40,16 @@ import numpy as np
 import yaml
 
 from hepablate.cohort.dicom_files import (
+    DicomFile,
     DicomImportError,
     ImportResult,
     PatientRule,
-    _File,
-    _folders,
-    _group,
-    _index,
+    describe_folders,
+    group_patients,
+    index_files,
 )
 from hepablate.cohort.dicom_masks import MaskNames
-from hepablate.cohort.dicom_patient import _Mask, _Patient, _PatientImport
+from hepablate.cohort.dicom_patient import MaskPart, PatientImages, PatientImport
 from hepablate.imaging.io import Volume, write_volume
 
 __all__ = ["DicomImportError", "ImportResult", "MaskNames", "PatientRule", "import_dicom"]
@@ -67,9 +67,9 @@ _SCAN_FILES = ("pre_ct", "post_ct")
 _ON = {"pre_tumours": 0, "liver": 0, "vessels": 0, "post_ablation": 1, "post_liver": 1}
 
 
-def _label_map(parts: list[_Mask], like: Volume, what: str, problems: list[str]) -> np.ndarray:
+def _label_map(parts: list[MaskPart], like: Volume, what: str, problems: list[str]) -> np.ndarray:
     """Masks numbered N into one label map; a number twice or an overlap is a problem."""
-    numbered: dict[int, _Mask] = {}
+    numbered: dict[int, MaskPart] = {}
     unnumbered = [m for m in parts if m.named.number is None]
     if unnumbered and len(parts) > 1:
         problems.append(
@@ -98,7 +98,7 @@ def _label_map(parts: list[_Mask], like: Volume, what: str, problems: list[str])
 
 
 def _write_patient(
-    patient: _Patient, folder: Path, where: str, notes: list[str]
+    patient: PatientImages, folder: Path, where: str, notes: list[str]
 ) -> tuple[list[int], list[str]]:
     """Write the scans and masks; return the tumour ids and the problems."""
     problems: list[str] = []
@@ -106,7 +106,7 @@ def _write_patient(
     tumours: list[int] = []
     for k, (scan, masks) in enumerate(zip(patient.scans, patient.masks, strict=True)):
         images[_SCAN_FILES[k]] = scan.volume
-        by_file: dict[str, list[_Mask]] = {}
+        by_file: dict[str, list[MaskPart]] = {}
         for mask in masks:
             name = _MASK_FILES.get((k, mask.named.structure))
             if name is None:
@@ -169,10 +169,10 @@ def import_dicom(
         raise DicomImportError(f"{source} is not a folder")
     names = MaskNames(mask_names)
     result = ImportResult()
-    files, problems = _index(source, result)
+    files, problems = index_files(source, result)
     if not files and not problems:
         raise DicomImportError(f"no DICOM image found under {source}")
-    groups, grouping = _group(files, patient_from)
+    groups, grouping = group_patients(files, patient_from)
     problems += grouping
     if problems:
         raise DicomImportError(problems)
@@ -187,7 +187,7 @@ def import_dicom(
         with tempfile.TemporaryDirectory() as work:
             for number, key in enumerate(sorted(groups), 1):
                 pseudonym = f"P{number:04d}"
-                run = _PatientImport(key, groups[key], names, patient_from)
+                run = PatientImport(key, groups[key], names, patient_from)
                 with tempfile.TemporaryDirectory(dir=work) as patient_work:
                     patient = run.run(Path(patient_work))
                     result.not_imported += run.notes
@@ -210,7 +210,7 @@ def import_dicom(
                     p.name.split(".")[0] for p in (staging / "images" / pseudonym).iterdir()
                 )
                 result.patients.append(
-                    f"{pseudonym}: {', '.join(written)} (from {_folders(groups[key])})"
+                    f"{pseudonym}: {', '.join(written)} (from {describe_folders(groups[key])})"
                 )
         for name, found in modalities.items():
             if len(found) > 1:
@@ -234,7 +234,7 @@ def import_dicom(
 
 
 def _records(
-    pseudonym: str, files: list[_File], patient: _Patient
+    pseudonym: str, files: list[DicomFile], patient: PatientImages
 ) -> tuple[dict[str, object], dict[str, object]]:
     """The patient's row of patients.csv (no identity, no date) and its row of the mapping."""
     pre = patient.scans[0]
@@ -246,7 +246,7 @@ def _records(
         "pseudonym": pseudonym,
         "patient_id": files[0].patient_id,
         "patient_name": files[0].patient_name,
-        "folders": _folders(files),
+        "folders": describe_folders(files),
         "pre_study_uid": pre.study_uid,
         "pre_study_date": pre.when.date().isoformat() if pre.when else "",
         "post_study_uid": post.study_uid if post else "",

@@ -35,7 +35,7 @@ class _RulesFile(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Named:
+class NamedMask:
     structure: Structure
     number: int | None
 
@@ -49,13 +49,13 @@ class MaskNames:
         for path in files:
             self.rules += _load_rules(path)
 
-    def __call__(self, name: str) -> _Named | None:
+    def __call__(self, name: str) -> NamedMask | None:
         text = _normalised(name)
         for pattern, structure in self.rules:
             match = pattern.fullmatch(text)
             if match:
                 number = match.groupdict().get("n")
-                return _Named(structure, int(number) if number else None)
+                return NamedMask(structure, int(number) if number else None)
         return None
 
 

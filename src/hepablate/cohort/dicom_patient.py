@@ -1,6 +1,6 @@
 """One patient of a DICOM import: its image series read and classified (scan, mask series or
 neither), its scans chosen (pre-treatment and post-ablation by date) and its masks attached to
-the scan they lie on, every problem collected (``_PatientImport``)."""
+the scan they lie on, every problem collected (``PatientImport``)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from typing import Literal
 import numpy as np
 
 from hepablate.cohort.dicom_files import (
-    _MASK_OBJECTS,
+    MASK_OBJECTS,
+    DicomFile,
     PatientRule,
-    _File,
-    _folders,
+    describe_folders,
 )
-from hepablate.cohort.dicom_masks import MaskNames, _Named
+from hepablate.cohort.dicom_masks import MaskNames, NamedMask
 from hepablate.cohort.image_plausibility import binary_values, scan_problem
 from hepablate.imaging.io import ImageReadError, Volume, read_volume
 from hepablate.imaging.segmentations import read_dicom_seg, read_rtstruct
@@ -28,12 +28,12 @@ _SCAN_MODALITIES = ("CT", "MR")
 
 @dataclass
 class _Series:
-    files: list[_File]
+    files: list[DicomFile]
     volume: Volume | None = None
     folder: Path | None = None  # the series alone, as symbolic links, for the readers
 
     @property
-    def head(self) -> _File:
+    def head(self) -> DicomFile:
         return self.files[0]
 
     @property
@@ -56,16 +56,16 @@ class _Scan:
 
 
 @dataclass
-class _Mask:
-    named: _Named
+class MaskPart:
+    named: NamedMask
     voxels: np.ndarray  # bool, on the scan's grid
     source: str
 
 
 @dataclass
-class _Patient:
+class PatientImages:
     scans: list[_Scan]
-    masks: list[list[_Mask]]  # per scan
+    masks: list[list[MaskPart]]  # per scan
 
 
 def _read_series(series: _Series, workdir: Path) -> Volume:
@@ -77,10 +77,12 @@ def _read_series(series: _Series, workdir: Path) -> Volume:
     return series.volume
 
 
-class _PatientImport:
+class PatientImport:
     """Read, classify and check one patient's files; collect its problems and notes."""
 
-    def __init__(self, key: str, files: list[_File], names: MaskNames, rule: PatientRule) -> None:
+    def __init__(
+        self, key: str, files: list[DicomFile], names: MaskNames, rule: PatientRule
+    ) -> None:
         self.key, self.files, self.names, self.rule = key, files, names, rule
         self.where = (
             f"PatientID {key or '(blank)'}"
@@ -93,15 +95,15 @@ class _PatientImport:
     def problem(self, text: str) -> None:
         self.problems.append(f"{self.where}: {text}")
 
-    def run(self, workdir: Path) -> _Patient | None:
+    def run(self, workdir: Path) -> PatientImages | None:
         images: dict[tuple[PurePosixPath, str], _Series] = {}
-        objects = [f for f in self.files if f.modality in _MASK_OBJECTS]
+        objects = [f for f in self.files if f.modality in MASK_OBJECTS]
         for file in self.files:
-            if file.modality not in _MASK_OBJECTS:
+            if file.modality not in MASK_OBJECTS:
                 # Keyed by folder too: some data sets give their mask series the CT's UID.
                 images.setdefault((file.folder, file.series_uid), _Series([])).files.append(file)
         scans_by_study: dict[str, list[_Series]] = {}
-        mask_series: list[tuple[_Series, _Named]] = []
+        mask_series: list[tuple[_Series, NamedMask]] = []
         for series in images.values():
             try:
                 volume = _read_series(series, workdir)
@@ -121,16 +123,16 @@ class _PatientImport:
         scans = self._scans(scans_by_study, objects, mask_series)
         if scans is None:
             return None
-        masks: list[list[_Mask]] = [[] for _ in scans]
+        masks: list[list[MaskPart]] = [[] for _ in scans]
         self._attach_series(scans, masks, mask_series)
         self._attach_objects(scans, masks, objects)
         if self.problems:
             return None
-        return _Patient(scans, masks)
+        return PatientImages(scans, masks)
 
     def _classify(
         self, series: _Series, volume: Volume
-    ) -> Literal["scan"] | tuple[_Series, _Named] | None:
+    ) -> Literal["scan"] | tuple[_Series, NamedMask] | None:
         values = binary_values(volume.array)
         if values is None:
             if series.head.modality not in _SCAN_MODALITIES:
@@ -158,7 +160,7 @@ class _PatientImport:
         series.volume = Volume(array=volume.array == values[1], grid=volume.grid)
         return series, named
 
-    def _name_of_series(self, series: _Series) -> _Named | None:
+    def _name_of_series(self, series: _Series) -> NamedMask | None:
         candidates = [("description", series.head.description)]
         if series.head.folder.parts:
             candidates.append(("folder name", series.head.folder.name))
@@ -185,8 +187,8 @@ class _PatientImport:
     def _scans(
         self,
         by_study: dict[str, list[_Series]],
-        objects: list[_File],
-        masks: list[tuple[_Series, _Named]],
+        objects: list[DicomFile],
+        masks: list[tuple[_Series, NamedMask]],
     ) -> list[_Scan] | None:
         referenced = {f.referenced for f in objects}
         chosen: list[_Scan] = []
@@ -210,7 +212,7 @@ class _PatientImport:
         if self.problems:
             return None
         if not chosen:
-            self.problem(f"no CT or MR scan series (folders {_folders(self.files)})")
+            self.problem(f"no CT or MR scan series (folders {describe_folders(self.files)})")
             return None
         if len(chosen) > 2:
             chosen.sort(key=lambda s: s.when or datetime.min)
@@ -226,7 +228,7 @@ class _PatientImport:
         if len(chosen) == 2:
             if self.rule is PatientRule.PATIENT_ID and not self.key:
                 self.problem(
-                    f"a blank PatientID on two studies (folders {_folders(self.files)}): "
+                    f"a blank PatientID on two studies (folders {describe_folders(self.files)}): "
                     "nothing says they are one patient; use --patient-from folder (one patient "
                     "per folder) or --patient-from study (one patient per study)"
                 )
@@ -235,7 +237,7 @@ class _PatientImport:
             if first.when is None or second.when is None or first.when == second.when:
                 self.problem(
                     "two studies with a scan but no study date (and time) to tell which came "
-                    f"first (folders {_folders(self.files)})"
+                    f"first (folders {describe_folders(self.files)})"
                 )
                 return None
             chosen.sort(key=lambda s: s.when or datetime.min)
@@ -244,8 +246,8 @@ class _PatientImport:
     def _attach_series(
         self,
         scans: list[_Scan],
-        masks: list[list[_Mask]],
-        found: list[tuple[_Series, _Named]],
+        masks: list[list[MaskPart]],
+        found: list[tuple[_Series, NamedMask]],
     ) -> None:
         for series, named in found:
             assert series.volume is not None
@@ -261,10 +263,10 @@ class _PatientImport:
                 )
                 self.problem(f"{series.label}: a mask series of {named.structure} {why}")
                 continue
-            masks[on[0]].append(_Mask(named, series.volume.array, series.label))
+            masks[on[0]].append(MaskPart(named, series.volume.array, series.label))
 
     def _attach_objects(
-        self, scans: list[_Scan], masks: list[list[_Mask]], objects: list[_File]
+        self, scans: list[_Scan], masks: list[list[MaskPart]], objects: list[DicomFile]
     ) -> None:
         by_uid = {
             s.series.head.series_uid: k for k, s in enumerate(scans) if s.series.head.series_uid
@@ -295,7 +297,7 @@ class _PatientImport:
                     why = "no mask-names rule" if named is None else "ignored by a rule"
                     self.notes.append(f"{where}: segment {name!r} not imported ({why})")
                     continue
-                masks[k].append(_Mask(named, volume.array > 0, f"segment {name!r} of {where}"))
+                masks[k].append(MaskPart(named, volume.array > 0, f"segment {name!r} of {where}"))
 
 
 def _same_grid(a: _Series, b: _Series) -> bool:

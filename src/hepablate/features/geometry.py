@@ -22,13 +22,13 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from hepablate.features.margin import (
-    _PAD_MM,
+    PAD_MM,
     Spacing,
-    _box,
-    _surface,
-    _surface_margins,
+    bounding_box,
     minimal_ablative_margin_mm,
     signed_distance_mm,
+    surface_margins,
+    surface_voxels,
 )
 
 __all__ = [
@@ -93,7 +93,7 @@ def large_vessels(vessels: np.ndarray, spacing_zyx_mm: Spacing) -> np.ndarray:
 
 
 def _max_diameter_mm(mask: np.ndarray, spacing: Spacing) -> float:
-    points = np.argwhere(_surface(mask)) * np.asarray(spacing)
+    points = np.argwhere(surface_voxels(mask)) * np.asarray(spacing)
     if len(points) < 2:
         return float(max(spacing))
     with contextlib.suppress(QhullError, ValueError):  # flat or tiny: every surface voxel
@@ -110,8 +110,8 @@ def _gap_mm(tumour: np.ndarray, other: np.ndarray | None, spacing: Spacing) -> f
         return None
     scale = np.asarray(spacing)
     # The nearest voxel of a mask to an outside point is on the mask's boundary.
-    tree = cKDTree(np.argwhere(_surface(other.astype(bool))) * scale)
-    gap, _ = tree.query(np.argwhere(_surface(tumour)) * scale)
+    tree = cKDTree(np.argwhere(surface_voxels(other.astype(bool))) * scale)
+    gap, _ = tree.query(np.argwhere(surface_voxels(tumour)) * scale)
     return float(max(gap.min() - min(spacing), 0.0))
 
 
@@ -163,7 +163,7 @@ def tumour_geometry(
     )
     if zone is not None:
         zone = zone.astype(bool)
-        margins = _surface_margins(tumour, zone, spacing_zyx_mm, liver, _PAD_MM)
+        margins = surface_margins(tumour, zone, spacing_zyx_mm, liver, PAD_MM)
         inside = int((tumour & zone).sum())
         zone_fields = {
             "minimal_ablative_margin_mm": float(margins.min()),
@@ -176,9 +176,9 @@ def tumour_geometry(
     distance_to_capsule = None
     subcapsular = None
     if liver is not None and liver.any():
-        box = _box(tumour, spacing_zyx_mm, 2 * _PAD_MM)
+        box = bounding_box(tumour, spacing_zyx_mm, 2 * PAD_MM)
         depth = signed_distance_mm(liver[box].astype(bool), spacing_zyx_mm)
-        distance_to_capsule = float(depth[_surface(tumour[box])].min())
+        distance_to_capsule = float(depth[surface_voxels(tumour[box])].min())
         subcapsular = distance_to_capsule < SUBCAPSULAR_MM
     others = None if other_tumours is None else other_tumours.astype(bool) & ~tumour
     return TumourGeometry(

@@ -49,7 +49,7 @@ from skimage import measure
 
 __all__ = ["Spacing", "minimal_ablative_margin_mm", "signed_distance_mm"]
 
-_PAD_MM = 15.0  # margins are sought this far from the tumour; a larger one is reported as this
+PAD_MM = 15.0  # margins are sought this far from the tumour; a larger one is reported as this
 
 # The fitted surfaces (module doc). The fit is a dense solve of 3n + 4 equations for n contour
 # samples, so n is capped: on a larger surface the samples are spaced further apart (each is
@@ -88,7 +88,7 @@ def signed_distance_mm(mask: np.ndarray, spacing_zyx_mm: Spacing) -> np.ndarray:
     return np.where(mask, inside, -outside)
 
 
-def _box(mask: np.ndarray, spacing: Spacing, pad_mm: float) -> tuple[slice, ...]:
+def bounding_box(mask: np.ndarray, spacing: Spacing, pad_mm: float) -> tuple[slice, ...]:
     where = np.argwhere(mask)
     pad = np.ceil(pad_mm / np.asarray(spacing)).astype(int)
     low = np.maximum(where.min(axis=0) - pad, 0)
@@ -96,7 +96,7 @@ def _box(mask: np.ndarray, spacing: Spacing, pad_mm: float) -> tuple[slice, ...]
     return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
+def surface_voxels(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask)
 
 
@@ -179,7 +179,7 @@ class _ImplicitSurface:
         # The surface must keep every voxel centre of the mask inside it and every centre next
         # to the mask outside it; where the fit crosses one (a cap bulging past the next
         # slice), the centre joins the fit on the surface (``_VOXEL_VALUE_MM`` inside it).
-        inner, outer = _surface(mask), _outer(mask)
+        inner, outer = surface_voxels(mask), _outer(mask)
         if keep is not None:
             inner, outer = inner & keep, outer & keep
         centres = np.concatenate([np.argwhere(inner), np.argwhere(outer)]) * np.asarray(spacing)
@@ -325,7 +325,7 @@ def _inside(
     return lambda points: np.full(len(points), constant)
 
 
-def _surface_margins(
+def surface_margins(
     tumour: np.ndarray,
     zone: np.ndarray,
     spacing: Spacing,
@@ -340,7 +340,7 @@ def _surface_margins(
     region's surface is the zone's inside the liver and the capsule outside the zone), so the
     crease where the zone meets the capsule stays sharp.
     """
-    box = _box(tumour, spacing, pad_mm)
+    box = bounding_box(tumour, spacing, pad_mm)
     tumour_box, zone_box = tumour[box], zone[box].astype(bool)
     liver_box = np.ones_like(zone_box) if liver is None else liver[box].astype(bool)
     tumour_surface = _ImplicitSurface.fit(tumour_box, spacing)
@@ -350,7 +350,7 @@ def _surface_margins(
         else tumour_surface.points(tumour_box, _TUMOUR_POINT_MM)[0]
     )
     if len(points) == 0:  # too small or thin to fit: its boundary voxel centres
-        points = np.argwhere(_surface(tumour_box)) * np.asarray(spacing)
+        points = np.argwhere(surface_voxels(tumour_box)) * np.asarray(spacing)
     # Only surfaces within reach of the tumour matter: margins stop at pad_mm.
     reach = ndimage.distance_transform_edt(~tumour_box, sampling=spacing) <= pad_mm + 2.0
     zone_surface = _ImplicitSurface.fit(zone_box, spacing, keep=reach)
@@ -380,7 +380,7 @@ def minimal_ablative_margin_mm(
     spacing_zyx_mm: Spacing,
     *,
     liver: np.ndarray | None = None,
-    pad_mm: float = _PAD_MM,
+    pad_mm: float = PAD_MM,
 ) -> float:
     """Signed minimal ablative margin of ``tumour`` in ``zone`` (boolean masks, one grid).
 
@@ -389,4 +389,4 @@ def minimal_ablative_margin_mm(
     tumour = tumour.astype(bool)
     if not tumour.any():
         raise ValueError("the tumour mask is empty")
-    return float(_surface_margins(tumour, zone, spacing_zyx_mm, liver, pad_mm).min())
+    return float(surface_margins(tumour, zone, spacing_zyx_mm, liver, pad_mm).min())

@@ -10,24 +10,24 @@ import pandas as pd
 import yaml
 
 from hepablate.report.figures import (
-    _calibration_figure,
-    _decision_figure,
-    _kaplan_meier_figure,
-    _nomogram_figure,
-    _roc_figure,
-    _selection_figure,
-    _td_auc_figure,
+    calibration_figure,
+    decision_figure,
+    kaplan_meier_figure,
+    nomogram_figure,
+    roc_figure,
+    selection_figure,
+    td_auc_figure,
 )
-from hepablate.report.formatting import METRIC_NAMES, _css_string, _p_is, _when
+from hepablate.report.formatting import METRIC_NAMES, css_string, format_created, p_is
 from hepablate.report.sections import (
-    _by_centre,
-    _centres,
-    _comparison,
-    _deep_sentences,
-    _nomogram_rows,
-    _per_repeat,
-    _permutation,
-    _validation_sentence,
+    by_centre_table,
+    centre_rows,
+    comparison_table,
+    deep_sentences,
+    nomogram_rows,
+    permutation_runs,
+    repeat_rows,
+    validation_sentence,
 )
 from hepablate.report.tripod import checklist
 from hepablate.schemas import read_metrics
@@ -55,7 +55,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 # --- the report ------------------------------------------------------------------------------
 
 
-def _context(run_dir: Path) -> dict[str, Any]:
+def report_context(run_dir: Path) -> dict[str, Any]:
     summary = read_metrics(run_dir / "metrics.json")
     frequency = pd.read_csv(run_dir / "selected_features.csv", encoding="utf-8")
     predictions = _read_csv(run_dir / "predictions.csv")
@@ -74,18 +74,18 @@ def _context(run_dir: Path) -> dict[str, Any]:
     figures: dict[str, dict[str, Any]] = {}
     logrank = None
     if isinstance(summary, SurvivalStudySummary):
-        figures["kaplan_meier"] = _kaplan_meier_figure(summary)
-        figures["td_auc"] = _td_auc_figure(summary)
+        figures["kaplan_meier"] = kaplan_meier_figure(summary)
+        figures["td_auc"] = td_auc_figure(summary)
         test = summary.models[best].risk_groups.logrank
-        logrank = None if test is None else {**test.model_dump(), "p": _p_is(test.p_value)}
+        logrank = None if test is None else {**test.model_dump(), "p": p_is(test.p_value)}
     else:
-        figures["roc"] = _roc_figure(summary)
-        figures["calibration"] = _calibration_figure(summary)
-        figures["decision_curve"] = _decision_figure(summary)
-    figures["selection_frequency"] = _selection_figure(frequency)
+        figures["roc"] = roc_figure(summary)
+        figures["calibration"] = calibration_figure(summary)
+        figures["decision_curve"] = decision_figure(summary)
+    figures["selection_frequency"] = selection_figure(frequency)
     nomogram = summary.nomogram
     if nomogram:
-        figures["nomogram"] = _nomogram_figure(nomogram)
+        figures["nomogram"] = nomogram_figure(nomogram)
 
     selection = summary.selection
     sets = selection.selected_per_set or [0]
@@ -94,8 +94,8 @@ def _context(run_dir: Path) -> dict[str, Any]:
     study = summary.study.model_dump(mode="json")
     return {
         "title": summary.study.name,
-        "css_title": _css_string(summary.study.name),
-        "created": _when(summary.created),
+        "css_title": css_string(summary.study.name),
+        "created": format_created(summary.created),
         "version": summary.hepablate,
         "survival": survival,
         "endpoint": {
@@ -110,8 +110,8 @@ def _context(run_dir: Path) -> dict[str, Any]:
             "no_events": cohort.rows - events,
             "event_percent": f"{events / max(cohort.rows, 1) * 100:.1f}",
         },
-        "centres": _centres(summary, predictions),
-        "validation_sentence": _validation_sentence(summary),
+        "centres": centre_rows(summary, predictions),
+        "validation_sentence": validation_sentence(summary),
         "threshold": None
         if validation.threshold is None
         else {"value": f"{validation.threshold:.3f}", "source": validation.threshold_source},
@@ -136,13 +136,13 @@ def _context(run_dir: Path) -> dict[str, Any]:
         ],
         "metric": METRIC_NAMES[summary.comparison.metric],
         "best": best,
-        "comparison": _comparison(summary),
-        "deep": _deep_sentences(summary),
-        "per_repeat": _per_repeat(summary),
+        "comparison": comparison_table(summary),
+        "deep": deep_sentences(summary),
+        "per_repeat": repeat_rows(summary),
         "figures": figures,
         "logrank": logrank,
-        "permutation": _permutation(summary),
-        "by_centre": _by_centre(summary),
+        "permutation": permutation_runs(summary),
+        "by_centre": by_centre_table(summary),
         "selection": {
             "candidates": selection.candidates_after_preparation,
             "sets": selection.outer_training_sets,
@@ -156,7 +156,7 @@ def _context(run_dir: Path) -> dict[str, Any]:
         else {
             "model": nomogram.model,
             "intercept": f"{nomogram.intercept:.3f}",
-            "rows": _nomogram_rows(nomogram),
+            "rows": nomogram_rows(nomogram),
         },
         "tripod": items,
         "tripod_todo": sum(item["status"] == "to complete" for item in items),

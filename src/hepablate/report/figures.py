@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hepablate.report.formatting import Summary, _p_is
+from hepablate.report.formatting import Summary, p_is
 from hepablate.schemas.metrics import (
     BinaryModelSummary,
     BinaryStudySummary,
@@ -81,7 +81,7 @@ def _label(name: str, scored: BinaryModelSummary | SurvivalModelSummary) -> str:
     return name + (" (clinical only)" if scored.clinical_only else "")
 
 
-def _roc_figure(summary: BinaryStudySummary) -> dict[str, Any]:
+def roc_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     figure, axes = _new_figure()
     styles, plotted = _styles(summary), []
     for name in summary.comparison.ranking:
@@ -107,7 +107,7 @@ def _roc_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     )
 
 
-def _calibration_figure(summary: BinaryStudySummary) -> dict[str, Any]:
+def calibration_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     figure, axes = _new_figure()
     styles = _styles(summary)
     top = 0.05
@@ -142,7 +142,7 @@ def _calibration_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     )
 
 
-def _decision_figure(summary: BinaryStudySummary) -> dict[str, Any]:
+def decision_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     figure, axes = _new_figure()
     styles = _styles(summary)
     reference = None
@@ -175,7 +175,7 @@ def _decision_figure(summary: BinaryStudySummary) -> dict[str, Any]:
     )
 
 
-def _kaplan_meier_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
+def kaplan_meier_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
     best = summary.comparison.best
     risk = summary.models[best].risk_groups
     figure, axes = _new_figure()
@@ -191,7 +191,7 @@ def _kaplan_meier_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
                 label=f"{group.name} risk (n={group.n}, {group.events} events)",
             )
     logrank = risk.logrank
-    p = _p_is(logrank.p_value if logrank else None)
+    p = p_is(logrank.p_value if logrank else None)
     axes.set(xlabel="Months", ylabel="Event-free proportion", ylim=(0, 1.02))
     axes.set_title(f"Risk groups of {best}; log-rank {p}", fontsize=11)
     axes.legend(fontsize=7.5, loc="best")
@@ -204,7 +204,7 @@ def _kaplan_meier_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
     )
 
 
-def _td_auc_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
+def td_auc_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
     figure, axes = _new_figure()
     styles = _styles(summary)
     for name in summary.comparison.ranking:
@@ -228,7 +228,7 @@ def _td_auc_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
     )
 
 
-def _selection_figure(frequency: pd.DataFrame) -> dict[str, Any]:
+def selection_figure(frequency: pd.DataFrame) -> dict[str, Any]:
     chosen = frequency[frequency["frequency"] > 0].head(SELECTION_SHOWN)
     figure, axes = _new_figure(7.2, max(2.2, 0.24 * len(chosen) + 1.0))
     axes.grid(axis="y", visible=False)
@@ -255,7 +255,7 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def _nomogram_figure(nomogram: Nomogram) -> dict[str, Any]:
+def nomogram_figure(nomogram: Nomogram) -> dict[str, Any]:
     from matplotlib.ticker import MaxNLocator
 
     features = [f for f in nomogram.features if f.points_range[1] > 0.5][:NOMOGRAM_SHOWN]

@@ -31,19 +31,19 @@ def format_estimate(metric: Estimate | FoldMean | None, digits: int = 3) -> str:
     return text
 
 
-def _p_value(p: float | None) -> str:
+def format_p(p: float | None) -> str:
     if p is None:
         return "-"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _p_is(p: float | None) -> str:
+def p_is(p: float | None) -> str:
     """``p = 0.012`` or ``p < 0.001``."""
-    text = _p_value(p)
+    text = format_p(p)
     return f"p {text[0]} {text[1:]}" if text.startswith("<") else f"p = {text}"
 
 
-def _when(created: str) -> str:
+def format_created(created: str) -> str:
     try:
         moment = datetime.fromisoformat(created)
     except ValueError:
@@ -51,7 +51,7 @@ def _when(created: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or "")
 
 
-def _css_string(text: str) -> Markup:
+def css_string(text: str) -> Markup:
     """``text`` safe inside a quoted CSS string (of a <style> element): every character that
     is not a letter, digit or space as a CSS escape (its trailing space ends the escape)."""
     from markupsafe import Markup
@@ -59,7 +59,7 @@ def _css_string(text: str) -> Markup:
     return Markup("".join(c if c.isalnum() or c == " " else f"\\{ord(c):06x} " for c in text))
 
 
-def _estimate_cell(text: Any) -> Markup:
+def estimate_cell(text: Any) -> Markup:
     """An estimate with its interval in brackets, "0.812 (0.75 to 0.86)", as HTML whose
     bracket is a ``span.ci``: the PDF puts it on its own line, so that a narrow column breaks
     between the estimate and its interval rather than inside the interval."""
@@ -71,7 +71,7 @@ def _estimate_cell(text: Any) -> Markup:
     return Markup(f'{escape(value)} <span class="ci">({escape(rest)}</span>')
 
 
-def _breakable_name(text: Any) -> Markup:
+def breakable_name(text: Any) -> Markup:
     """A model name that may break after its underscores (``<wbr>``), and only there."""
     from markupsafe import Markup, escape
 

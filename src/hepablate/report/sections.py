@@ -13,8 +13,8 @@ import pandas as pd
 from hepablate.report.formatting import (
     METRIC_NAMES,
     Summary,
-    _p_value,
     format_estimate,
+    format_p,
 )
 from hepablate.schemas.metrics import (
     BinaryMetrics,
@@ -40,7 +40,7 @@ BINARY_METRICS = (
 )
 
 
-def _validation_sentence(summary: Summary) -> str:
+def validation_sentence(summary: Summary) -> str:
     study, validation = summary.study, summary.validation
     scheme = study.validation
     steps = ", ".join(s.method for s in study.selection) or "no selection step"
@@ -62,7 +62,7 @@ def _validation_sentence(summary: Summary) -> str:
     )
 
 
-def _deep_sentences(summary: Summary) -> list[str]:
+def deep_sentences(summary: Summary) -> list[str]:
     """One sentence per deep model: against the best other model on the same folds, who wins."""
     metric = METRIC_NAMES[summary.comparison.metric]
     sentences = []
@@ -87,7 +87,7 @@ def _deep_sentences(summary: Summary) -> list[str]:
     return sentences
 
 
-def _comparison(summary: Summary) -> dict[str, Any]:
+def comparison_table(summary: Summary) -> dict[str, Any]:
     ranking, best = summary.comparison.ranking, summary.comparison.best
     models = summary.models
     columns = [
@@ -121,7 +121,7 @@ def _comparison(summary: Summary) -> dict[str, Any]:
         rows.append(
             {
                 "label": f"DeLong p vs {best}",
-                "cells": ["best" if n == best else _p_value(delong.get(n)) for n in ranking],
+                "cells": ["best" if n == best else format_p(delong.get(n)) for n in ranking],
             }
         )
     rows.append(
@@ -140,7 +140,7 @@ def _fit_time(time: ModelTime | None) -> str:
     return f"{time.fit_seconds:.1f} ({time.mean_split_seconds:.2f})"
 
 
-def _per_repeat(summary: Summary) -> list[dict[str, Any]]:
+def repeat_rows(summary: Summary) -> list[dict[str, Any]]:
     rows = []
     for name in summary.comparison.ranking:
         values = [v for v in summary.models[name].per_repeat if v is not None]
@@ -158,7 +158,7 @@ def _per_repeat(summary: Summary) -> list[dict[str, Any]]:
     return rows
 
 
-def _permutation(summary: Summary) -> list[dict[str, Any]]:
+def permutation_runs(summary: Summary) -> list[dict[str, Any]]:
     permutation = summary.permutation
     if permutation is None:
         return []
@@ -205,7 +205,7 @@ def _permutation(summary: Summary) -> list[dict[str, Any]]:
     return runs
 
 
-def _by_centre(summary: Summary) -> dict[str, Any] | None:
+def by_centre_table(summary: Summary) -> dict[str, Any] | None:
     if not summary.by_centre:
         return None
     ranking = summary.comparison.ranking
@@ -226,7 +226,7 @@ def _by_centre(summary: Summary) -> dict[str, Any] | None:
     return {"metric": METRIC_NAMES[summary.comparison.metric], "models": ranking, "rows": rows}
 
 
-def _nomogram_rows(nomogram: Nomogram) -> list[dict[str, str]]:
+def nomogram_rows(nomogram: Nomogram) -> list[dict[str, str]]:
     return [
         {
             "feature": f.feature,
@@ -241,7 +241,7 @@ def _nomogram_rows(nomogram: Nomogram) -> list[dict[str, str]]:
     ]
 
 
-def _centres(summary: Summary, predictions: pd.DataFrame | None) -> list[dict[str, Any]]:
+def centre_rows(summary: Summary, predictions: pd.DataFrame | None) -> list[dict[str, Any]]:
     """Rows, patients and events per centre (patients and events from predictions.csv)."""
     counts = summary.cohort.centres
     out = []

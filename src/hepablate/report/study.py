@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hepablate.report.context import _context
+from hepablate.report.context import report_context
 from hepablate.report.figures import BAR, COLOURS
-from hepablate.report.formatting import _breakable_name, _estimate_cell, format_estimate
+from hepablate.report.formatting import breakable_name, estimate_cell, format_estimate
 from hepablate.report.tables import missingness_table, table_one, write_cohort_tables
 
 __all__ = [
@@ -46,10 +46,10 @@ def render_report(run_dir: Path) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters["estimate"] = _estimate_cell
-    environment.filters["breakable"] = _breakable_name
+    environment.filters["estimate"] = estimate_cell
+    environment.filters["breakable"] = breakable_name
     template = environment.get_template("study.html.j2")
-    return template.render(**_context(run_dir))
+    return template.render(**report_context(run_dir))
 
 
 def write_report(run_dir: Path) -> dict[str, Path]:

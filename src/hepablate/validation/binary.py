@@ -15,7 +15,7 @@ import numpy as np
 from scipy import special, stats
 from sklearn.metrics import roc_curve
 
-from hepablate.validation.bootstrap import _bootstrap_info, _check_level, _float, _with_cis
+from hepablate.validation.bootstrap import bootstrap_info, check_level, finite_or_none, with_cis
 
 __all__ = ["binary_metrics", "calibration_points", "decision_curve", "delong_test", "roc_points"]
 
@@ -82,8 +82,8 @@ def _calibration(y: np.ndarray, p: np.ndarray) -> tuple[float | None, float | No
     if not _separates(y, lp):
         slope = _logistic_fit(yf, np.column_stack([np.ones(len(y)), lp]), None)
     return (
-        None if intercept is None else _float(intercept[0]),
-        None if slope is None else _float(slope[1]),
+        None if intercept is None else finite_or_none(intercept[0]),
+        None if slope is None else finite_or_none(slope[1]),
     )
 
 
@@ -142,7 +142,7 @@ def binary_metrics(
     """AUC, sensitivity, specificity, PPV, NPV, accuracy, F1 (positive: p >= threshold), Brier
     score, calibration intercept and slope (Van Calster 2016), each with its percentile CI from
     ``n_bootstrap`` resamples of ``groups`` (patients)."""
-    _check_level(level, n_bootstrap)
+    check_level(level, n_bootstrap)
     y, p = _binary_arrays(y, p)
     groups = np.asarray(groups).ravel()
     if len(groups) != len(y):
@@ -165,8 +165,8 @@ def binary_metrics(
         "n_groups": len(np.unique(groups)),
         "events": int(y.sum()),
         "threshold": float(threshold),
-        **_with_cis(statistics, groups, n_bootstrap, seed, level),
-        "bootstrap": _bootstrap_info(n_bootstrap, level),
+        **with_cis(statistics, groups, n_bootstrap, seed, level),
+        "bootstrap": bootstrap_info(n_bootstrap, level),
     }
 
 

@@ -20,7 +20,7 @@ BOOTSTRAP_METHOD = "percentile, resampling groups (patients)"
 Statistics = Callable[[np.ndarray], dict[str, float | None]]
 
 
-def _float(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
     """A finite float, or None for None, NaN and infinities."""
     if value is None:
         return None
@@ -28,14 +28,14 @@ def _float(value: Any) -> float | None:
     return None if math.isnan(value) or math.isinf(value) else value
 
 
-def _check_level(level: float, n_bootstrap: int) -> None:
+def check_level(level: float, n_bootstrap: int) -> None:
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n_bootstrap < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
 
 
-def _bootstrap_info(n_bootstrap: int, level: float) -> dict[str, Any]:
+def bootstrap_info(n_bootstrap: int, level: float) -> dict[str, Any]:
     return {"n": n_bootstrap, "method": BOOTSTRAP_METHOD, "level": level}
 
 
@@ -51,7 +51,7 @@ def cluster_bootstrap_indices(groups: Any, n_bootstrap: int, seed: int) -> Itera
         yield np.concatenate([members[g] for g in drawn]) if len(members) else np.array([], int)
 
 
-def _with_cis(
+def with_cis(
     statistics: Statistics, groups: np.ndarray, n_bootstrap: int, seed: int, level: float
 ) -> dict[str, dict[str, Any]]:
     """Point estimates on all rows and percentile CIs over cluster resamples, for several
@@ -61,11 +61,11 @@ def _with_cis(
     number of resamples used is reported as ``n_used``; the CI is None when the point estimate
     is undefined or fewer than half of the resamples (or fewer than two) could be used.
     """
-    values = {k: _float(v) for k, v in statistics(np.arange(len(groups))).items()}
+    values = {k: finite_or_none(v) for k, v in statistics(np.arange(len(groups))).items()}
     draws: dict[str, list[float]] = {k: [] for k in values}
     for rows in cluster_bootstrap_indices(groups, n_bootstrap, seed):
         for name, drawn in statistics(rows).items():
-            finite = _float(drawn)
+            finite = finite_or_none(drawn)
             if finite is not None:
                 draws[name].append(finite)
     tail = (1 - level) / 2 * 100

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hepablate.validation.bootstrap import _bootstrap_info, _check_level, _float, _with_cis
+from hepablate.validation.bootstrap import bootstrap_info, check_level, finite_or_none, with_cis
 
 __all__ = ["risk_groups", "survival_metrics"]
 
@@ -72,7 +72,7 @@ def survival_metrics(
         integrated_brier_score,
     )
 
-    _check_level(level, n_bootstrap)
+    check_level(level, n_bootstrap)
     time = np.asarray(time, dtype=float).ravel()
     event = np.asarray(event, dtype=bool).ravel()
     risk = np.asarray(risk, dtype=float).ravel()
@@ -137,7 +137,7 @@ def survival_metrics(
                     )
         return out
 
-    scored = _with_cis(statistics, groups, n_bootstrap, seed, level)
+    scored = with_cis(statistics, groups, n_bootstrap, seed, level)
     full = td_auc(np.arange(len(time)))
     return {
         "n": len(time),
@@ -147,11 +147,11 @@ def survival_metrics(
         "uno_c": {**scored["uno_c"], "tau": float(horizon)},
         "td_auc": {
             "times": [] if full is None else [float(t) for t in grid],
-            "auc": [] if full is None else [_float(v) for v in full[0]],
+            "auc": [] if full is None else [finite_or_none(v) for v in full[0]],
             "mean_auc": scored["mean_auc"],
         },
         "integrated_brier": None if predicted is None else scored["integrated_brier"],
-        "bootstrap": _bootstrap_info(n_bootstrap, level),
+        "bootstrap": bootstrap_info(n_bootstrap, level),
     }
 
 
@@ -194,5 +194,9 @@ def risk_groups(time: Any, event: Any, risk: Any, cutoffs: Any) -> dict[str, Any
     logrank = None
     if len(present) >= 2:
         chi2, p_value = compare_survival(_survival_array(event, time), labels)
-        logrank = {"chi2": _float(chi2), "df": len(present) - 1, "p_value": _float(p_value)}
+        logrank = {
+            "chi2": finite_or_none(chi2),
+            "df": len(present) - 1,
+            "p_value": finite_or_none(p_value),
+        }
     return {"groups": groups, "logrank": logrank}
