@@ -13,7 +13,16 @@ from pathlib import Path, PurePosixPath
 
 import pydicom
 
-__all__ = ["DicomImportError", "ImportResult", "PatientRule"]
+__all__ = [
+    "MASK_OBJECTS",
+    "DicomFile",
+    "DicomImportError",
+    "ImportResult",
+    "PatientRule",
+    "describe_folders",
+    "group_patients",
+    "index_files",
+]
 
 MASK_OBJECTS = ("SEG", "RTSTRUCT")
 
@@ -45,6 +54,8 @@ class ImportResult:
 
 @dataclass(frozen=True)
 class DicomFile:
+    """One DICOM file of the source folder, as its header describes it."""
+
     path: Path
     folder: PurePosixPath  # relative to the source folder
     patient_id: str
@@ -87,6 +98,8 @@ def _referenced_series(dataset: pydicom.Dataset) -> str | None:
 
 
 def index_files(source: Path, result: ImportResult) -> tuple[list[DicomFile], list[str]]:
+    """Every DICOM image, SEG and RTSTRUCT under ``source`` (headers only), and the problems
+    found; what is not imported is noted in ``result``."""
     files: list[DicomFile] = []
     problems: list[str] = []
     for path in sorted(p for p in source.rglob("*") if p.is_file()):

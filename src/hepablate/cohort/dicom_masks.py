@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hepablate.cohort.dicom_files import DicomImportError
 
-__all__ = ["MaskNames", "Structure"]
+__all__ = [
+    "MaskNames",
+    "NamedMask",
+    "Structure",
+]
 
 # The mask-names rules shipped with the package (docs/cohort-format.md, section 7).
 _SHIPPED_MASK_NAMES = Path(str(resources.files("hepablate.cohort") / "dicom_masks.yaml"))
@@ -36,6 +40,8 @@ class _RulesFile(BaseModel):
 
 @dataclass(frozen=True)
 class NamedMask:
+    """The structure a mask name stands for, and its number (``tumour 2``) if it has one."""
+
     structure: Structure
     number: int | None
 

@@ -23,6 +23,12 @@ from hepablate.cohort.image_plausibility import binary_values, scan_problem
 from hepablate.imaging.io import ImageReadError, Volume, read_volume
 from hepablate.imaging.segmentations import read_dicom_seg, read_rtstruct
 
+__all__ = [
+    "MaskPart",
+    "PatientImages",
+    "PatientImport",
+]
+
 _SCAN_MODALITIES = ("CT", "MR")
 
 
@@ -57,6 +63,8 @@ class _Scan:
 
 @dataclass
 class MaskPart:
+    """One mask found for a scan (a segment, ROI or mask series), on the scan's grid."""
+
     named: NamedMask
     voxels: np.ndarray  # bool, on the scan's grid
     source: str
@@ -64,6 +72,8 @@ class MaskPart:
 
 @dataclass
 class PatientImages:
+    """One patient's chosen scans (pre-treatment first) and the masks found on each."""
+
     scans: list[_Scan]
     masks: list[list[MaskPart]]  # per scan
 

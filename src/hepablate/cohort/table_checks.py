@@ -274,6 +274,7 @@ def check_endpoint(
     schema: CohortSchema,
     report: ValidationReport,
 ) -> None:
+    """The ``outcome.*`` rules of one endpoint on its table's rows."""
     spec = schema.table(endpoint.table)
     file = spec.file
     patient_column = spec.patient_id_column or spec.id_column

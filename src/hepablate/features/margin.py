@@ -47,7 +47,15 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from skimage import measure
 
-__all__ = ["Spacing", "minimal_ablative_margin_mm", "signed_distance_mm"]
+__all__ = [
+    "PAD_MM",
+    "Spacing",
+    "bounding_box",
+    "minimal_ablative_margin_mm",
+    "signed_distance_mm",
+    "surface_margins",
+    "surface_voxels",
+]
 
 PAD_MM = 15.0  # margins are sought this far from the tumour; a larger one is reported as this
 
@@ -89,6 +97,7 @@ def signed_distance_mm(mask: np.ndarray, spacing_zyx_mm: Spacing) -> np.ndarray:
 
 
 def bounding_box(mask: np.ndarray, spacing: Spacing, pad_mm: float) -> tuple[slice, ...]:
+    """The slices of the mask's bounding box, grown by ``pad_mm`` (within the array)."""
     where = np.argwhere(mask)
     pad = np.ceil(pad_mm / np.asarray(spacing)).astype(int)
     low = np.maximum(where.min(axis=0) - pad, 0)
@@ -97,6 +106,7 @@ def bounding_box(mask: np.ndarray, spacing: Spacing, pad_mm: float) -> tuple[sli
 
 
 def surface_voxels(mask: np.ndarray) -> np.ndarray:
+    """The mask's voxels with a face on the background or the array's edge."""
     return mask & ~ndimage.binary_erosion(mask)
 
 

@@ -33,6 +33,10 @@ from hepablate.report.tripod import checklist
 from hepablate.schemas import read_metrics
 from hepablate.schemas.metrics import SurvivalStudySummary
 
+__all__ = [
+    "report_context",
+]
+
 MISSINGNESS_SHOWN = 30
 
 
@@ -56,6 +60,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def report_context(run_dir: Path) -> dict[str, Any]:
+    """Everything the report template shows, from the files of a run folder."""
     summary = read_metrics(run_dir / "metrics.json")
     frequency = pd.read_csv(run_dir / "selected_features.csv", encoding="utf-8")
     predictions = _read_csv(run_dir / "predictions.csv")

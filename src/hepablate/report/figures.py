@@ -27,6 +27,18 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+__all__ = [
+    "BAR",
+    "COLOURS",
+    "calibration_figure",
+    "decision_figure",
+    "kaplan_meier_figure",
+    "nomogram_figure",
+    "roc_figure",
+    "selection_figure",
+    "td_auc_figure",
+]
+
 # One colour per model, in the order of the ranking (the best model first).
 COLOURS = ("#1f5fa8", "#c8553d", "#2a9d8f", "#8d6cab", "#e9a03b", "#5c5c5c")
 GREY, LIGHT_GREY, BAR = "#444444", "#9a9a9a", "#7f8c99"
@@ -82,6 +94,7 @@ def _label(name: str, scored: BinaryModelSummary | SurvivalModelSummary) -> str:
 
 
 def roc_figure(summary: BinaryStudySummary) -> dict[str, Any]:
+    """ROC curves of every model on the out-of-fold predictions."""
     figure, axes = _new_figure()
     styles, plotted = _styles(summary), []
     for name in summary.comparison.ranking:
@@ -108,6 +121,7 @@ def roc_figure(summary: BinaryStudySummary) -> dict[str, Any]:
 
 
 def calibration_figure(summary: BinaryStudySummary) -> dict[str, Any]:
+    """Calibration per decile of the prediction, every model, with the ideal diagonal."""
     figure, axes = _new_figure()
     styles = _styles(summary)
     top = 0.05
@@ -143,6 +157,7 @@ def calibration_figure(summary: BinaryStudySummary) -> dict[str, Any]:
 
 
 def decision_figure(summary: BinaryStudySummary) -> dict[str, Any]:
+    """Decision curves of every model, of treating all and of treating none."""
     figure, axes = _new_figure()
     styles = _styles(summary)
     reference = None
@@ -176,6 +191,7 @@ def decision_figure(summary: BinaryStudySummary) -> dict[str, Any]:
 
 
 def kaplan_meier_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
+    """Kaplan-Meier curves of the best model's risk groups, with the log-rank p-value."""
     best = summary.comparison.best
     risk = summary.models[best].risk_groups
     figure, axes = _new_figure()
@@ -205,6 +221,7 @@ def kaplan_meier_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
 
 
 def td_auc_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
+    """The time-dependent AUC of every model at each evaluation time."""
     figure, axes = _new_figure()
     styles = _styles(summary)
     for name in summary.comparison.ranking:
@@ -229,6 +246,7 @@ def td_auc_figure(summary: SurvivalStudySummary) -> dict[str, Any]:
 
 
 def selection_figure(frequency: pd.DataFrame) -> dict[str, Any]:
+    """How often the most often selected features were kept across outer training sets."""
     chosen = frequency[frequency["frequency"] > 0].head(SELECTION_SHOWN)
     figure, axes = _new_figure(7.2, max(2.2, 0.24 * len(chosen) + 1.0))
     axes.grid(axis="y", visible=False)
@@ -256,6 +274,7 @@ def _logit(p: float) -> float:
 
 
 def nomogram_figure(nomogram: Nomogram) -> dict[str, Any]:
+    """The logistic model's nomogram: a points axis per feature, total points to probability."""
     from matplotlib.ticker import MaxNLocator
 
     features = [f for f in nomogram.features if f.points_range[1] > 0.5][:NOMOGRAM_SHOWN]

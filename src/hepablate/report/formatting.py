@@ -16,6 +16,19 @@ from hepablate.schemas.metrics import (
 if TYPE_CHECKING:
     from markupsafe import Markup
 
+__all__ = [
+    "METRIC_NAMES",
+    "Summary",
+    "breakable_name",
+    "css_string",
+    "estimate_cell",
+    "format_created",
+    "format_estimate",
+    "format_p",
+    "p_is",
+]
+
+# A study summary of either endpoint kind: what every part of the report takes.
 Summary = BinaryStudySummary | SurvivalStudySummary
 
 METRIC_NAMES = {"auc": "AUC", "harrell_c": "Harrell's C-index"}
@@ -32,6 +45,7 @@ def format_estimate(metric: Estimate | FoldMean | None, digits: int = 3) -> str:
 
 
 def format_p(p: float | None) -> str:
+    """A p-value with three decimals, ``<0.001`` below that, ``-`` when undefined."""
     if p is None:
         return "-"
     return "<0.001" if p < 0.001 else f"{p:.3f}"
@@ -44,6 +58,7 @@ def p_is(p: float | None) -> str:
 
 
 def format_created(created: str) -> str:
+    """The run's ISO time as ``YYYY-MM-DD HH:MM`` and its zone (the text as written if not ISO)."""
     try:
         moment = datetime.fromisoformat(created)
     except ValueError:

@@ -26,6 +26,18 @@ from hepablate.schemas.metrics import (
     SurvivalStudySummary,
 )
 
+__all__ = [
+    "BINARY_METRICS",
+    "by_centre_table",
+    "centre_rows",
+    "comparison_table",
+    "deep_sentences",
+    "nomogram_rows",
+    "permutation_runs",
+    "repeat_rows",
+    "validation_sentence",
+]
+
 BINARY_METRICS = (
     ("auc", "AUC"),
     ("sensitivity", "Sensitivity"),
@@ -41,6 +53,7 @@ BINARY_METRICS = (
 
 
 def validation_sentence(summary: Summary) -> str:
+    """The validation scheme in one sentence: outer folds, what was refitted inside, CIs."""
     study, validation = summary.study, summary.validation
     scheme = study.validation
     steps = ", ".join(s.method for s in study.selection) or "no selection step"
@@ -88,6 +101,7 @@ def deep_sentences(summary: Summary) -> list[str]:
 
 
 def comparison_table(summary: Summary) -> dict[str, Any]:
+    """The model comparison: a column per model (best first), a row per metric."""
     ranking, best = summary.comparison.ranking, summary.comparison.best
     models = summary.models
     columns = [
@@ -141,6 +155,7 @@ def _fit_time(time: ModelTime | None) -> str:
 
 
 def repeat_rows(summary: Summary) -> list[dict[str, Any]]:
+    """Each model's headline metric per repeat: mean, SD, range and the values."""
     rows = []
     for name in summary.comparison.ranking:
         values = [v for v in summary.models[name].per_repeat if v is not None]
@@ -159,6 +174,7 @@ def repeat_rows(summary: Summary) -> list[dict[str, Any]]:
 
 
 def permutation_runs(summary: Summary) -> list[dict[str, Any]]:
+    """Each label-permutation run: its estimate, whether its CI holds chance, what that means."""
     permutation = summary.permutation
     if permutation is None:
         return []
@@ -206,6 +222,7 @@ def permutation_runs(summary: Summary) -> list[dict[str, Any]]:
 
 
 def by_centre_table(summary: Summary) -> dict[str, Any] | None:
+    """The headline metric of every model per held-out centre (None without centre splits)."""
     if not summary.by_centre:
         return None
     ranking = summary.comparison.ranking
@@ -227,6 +244,7 @@ def by_centre_table(summary: Summary) -> dict[str, Any] | None:
 
 
 def nomogram_rows(nomogram: Nomogram) -> list[dict[str, str]]:
+    """The nomogram's features as table rows: coefficient, odds ratio, points and direction."""
     return [
         {
             "feature": f.feature,

@@ -17,6 +17,12 @@ import pandas as pd
 if TYPE_CHECKING:
     from hepablate.study.data import StudyData
 
+__all__ = [
+    "missingness_table",
+    "table_one",
+    "write_cohort_tables",
+]
+
 IMAGE_PREFIXES = ("rad.", "deep.")  # image features: not in table 1 (hundreds of columns)
 SMALL_SCALE = 6  # whole-number columns with at most this many values: n (%) per value
 

@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BOOTSTRAP_METHOD", "cluster_bootstrap_indices"]
+__all__ = [
+    "BOOTSTRAP_METHOD",
+    "bootstrap_info",
+    "check_level",
+    "cluster_bootstrap_indices",
+    "finite_or_none",
+    "with_cis",
+]
 
 BOOTSTRAP_METHOD = "percentile, resampling groups (patients)"
 
@@ -29,6 +36,7 @@ def finite_or_none(value: Any) -> float | None:
 
 
 def check_level(level: float, n_bootstrap: int) -> None:
+    """Refuse a CI level outside (0, 1) or a negative number of resamples."""
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if n_bootstrap < 0:
@@ -36,6 +44,7 @@ def check_level(level: float, n_bootstrap: int) -> None:
 
 
 def bootstrap_info(n_bootstrap: int, level: float) -> dict[str, Any]:
+    """How the CIs were made, as ``metrics.json`` records it."""
     return {"n": n_bootstrap, "method": BOOTSTRAP_METHOD, "level": level}
 
 
