@@ -34,7 +34,8 @@ import pandas as pd
 import SimpleITK as sitk
 
 from hepablate.cohort import load_cohort
-from hepablate.features import extract as extraction
+from hepablate.features import patient as extraction
+from hepablate.features.config import ExtractionConfig
 from hepablate.features.radiomics import (
     compute_radiomics,
     crop_to_mask,
@@ -156,7 +157,7 @@ def _peak_children_mb() -> float:
 
 def regions(cohort: Path, n_tumours: int = 20) -> None:
     data = load_cohort(cohort)
-    config = extraction.ExtractionConfig()
+    config = ExtractionConfig()
     assert config.radiomics is not None
     settings = config.radiomics
     times: dict[str, tuple[list[float], list[float]]] = {}
@@ -168,7 +169,7 @@ def regions(cohort: Path, n_tumours: int = 20) -> None:
             task = extraction._PatientTask(
                 patient, tuple(int(t) for t in ids), data.images[patient], config
             )
-            scans = extraction._load_scans(task)
+            scans = extraction._load_scans(task, [])
             assert scans is not None
             for which in ("pre", "post"):  # once per scan, shared by its regions
                 start = time.perf_counter()

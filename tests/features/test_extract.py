@@ -282,7 +282,7 @@ def test_a_tumour_too_small_for_radiomics_is_a_warning_and_its_columns_stay_empt
 def test_a_patient_whose_extraction_raises_is_named_with_step_and_reason(
     one_voxel_tumour: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hepablate.features import extract as extraction
+    from hepablate.features import patient as extraction
 
     original = extraction.large_vessels
 

@@ -21,7 +21,7 @@ from sksurv.util import Surv
 from hepablate.features.cache import FeatureCache, PatientResult
 from hepablate.models import multimodal
 from hepablate.models.multimodal import CropSource, MultimodalClassifier, MultimodalSurvival
-from hepablate.report.study import _deep_sentences
+from hepablate.report.sections import deep_sentences
 from hepablate.study import StudyConfig, run_study
 from hepablate.study.data import StudyData
 from hepablate.study.results import summarise
@@ -223,7 +223,7 @@ def test_in_a_study_the_deep_model_is_compared_with_the_best_baseline(
     assert auc["multimodal"] > auc["logistic"] + 0.03, auc
     value = row.difference.value
     assert value is not None and value > 0 and row.verdict == "multimodal wins", row
-    [sentence] = _deep_sentences(summary)
+    [sentence] = deep_sentences(summary)
     assert sentence.startswith("Deep model multimodal against the best baseline, logistic")
     assert "multimodal wins" in sentence
 

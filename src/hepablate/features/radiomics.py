@@ -9,6 +9,12 @@ reference values it comes: ``docs/ibsi-conformance.md``.
 MIRP reads files, so each call writes the cropped image and mask as uncompressed NIfTI to a
 temporary folder named by their content (a few milliseconds; the overhead is measured in
 ``benchmarks/extract.py``).
+
+Why one module of some 560 lines: it is one job, the bridge to MIRP. The config, the MIRP
+settings made from it (``mirp_settings``), the grid MIRP resamples to (``resampled_grid``, which
+our resampled masks must match voxel for voxel) and the call that hands them over must agree on
+every setting (spacing, interpolation, discretisation, re-segmentation); split, a change to one
+setting would have to be followed across files.
 """
 
 from __future__ import annotations
