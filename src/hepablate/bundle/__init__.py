@@ -63,6 +63,7 @@ from hepablate.bundle.signing import (
     make_signature,
     user_key,
 )
+from hepablate.models.registry import model_kind, network_classes
 from hepablate.schemas import describe
 from hepablate.schemas.manifest import MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, Manifest
 from hepablate.schemas.metrics import (
@@ -122,21 +123,6 @@ _COMMON = frozenset(
 FILE_SETS = (_COMMON | {"model.skops"}, _COMMON | {"model.safetensors", "model.json"})
 _SMALL = 1 << 20  # the manifest, its digest and the signature are a few kilobytes
 _JSON_LIMIT = 64 << 20
-
-
-def _deep_classes() -> dict[str, Any]:
-    """Deep networks a bundle may rebuild from weights (name -> class); nothing else."""
-    from hepablate.models.multimodal import MultimodalClassifier, MultimodalSurvival
-    from hepablate.models.tabular import DeepDiscreteTime, DeepSurv, MLPClassifier
-
-    classes = (
-        MultimodalClassifier,
-        MultimodalSurvival,
-        MLPClassifier,
-        DeepSurv,
-        DeepDiscreteTime,
-    )
-    return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
 
 
 def _versions() -> dict[str, str | None]:
@@ -390,7 +376,9 @@ def save_bundle(
 
         tensors, state = estimator.to_state()
         files["model.safetensors"] = save({k: np.ascontiguousarray(v) for k, v in tensors.items()})
-        model_class = f"{type(estimator).__module__}.{type(estimator).__qualname__}"
+        # The registry's name of the class (its public import path), whatever module
+        # defines it: old bundles keep loading when the code moves.
+        model_class = model_kind(spec.kind).class_path
         files["model.json"] = _json_bytes({"class": model_class, "state": _plain(state)})
     else:
         files["model.skops"] = dump_skops(estimator)
@@ -664,7 +652,7 @@ def _network(path: Path, files: dict[str, bytes]) -> Any:
     description = _validated(
         path / "model.json", _json_file(path / "model.json", files["model.json"]), _ModelDescription
     )
-    model_class = _deep_classes().get(description.class_)
+    model_class = network_classes().get(description.class_)
     if model_class is None:
         raise BundleError(f"{path / 'model.json'}: unknown model class {description.class_!r}")
     try:
