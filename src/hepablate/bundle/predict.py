@@ -50,7 +50,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hepablate.bundle import Bundle, BundleError, _plain
+from hepablate.bundle import Bundle, BundleError
+from hepablate.bundle.contents import plain
 from hepablate.schemas.prediction import PREDICTION_SCHEMA_VERSION, Prediction
 from hepablate.study.pipeline import unknown_categories_quiet
 
@@ -204,8 +205,8 @@ def _shap_contributions(
     contributions = [
         {
             "feature": c,
-            "value": _plain(values[c]),
-            "reference": _plain(reference[c]),
+            "value": plain(values[c]),
+            "reference": plain(reference[c]),
             "contribution": float(v),
         }
         for c, v in zip(used, shapley, strict=True)
@@ -223,7 +224,7 @@ def _contributions(bundle: Bundle, row: pd.DataFrame) -> tuple[list[dict[str, An
         prepared = bundle.pipeline[:-1].transform(bundle.inputs(row))
         values = np.asarray(estimator.explain(prepared))[0]
         contributions = [
-            {"feature": str(c), "value": _plain(prepared[c].iloc[0]), "contribution": float(v)}
+            {"feature": str(c), "value": plain(prepared[c].iloc[0]), "contribution": float(v)}
             for c, v in zip(prepared.columns, values, strict=True)
         ]
         output = "log hazard ratio" if bundle.survival else "log-odds"
@@ -250,7 +251,7 @@ def _what_if(bundle: Bundle, row: pd.DataFrame) -> dict[str, Any]:
         "model_uses_it": uses,
         "margin_mm": WHAT_IF_MM.tolist(),
         "risk": [float(r) for r in risk],
-        "achieved_margin_mm": _plain(_value(row[MARGIN].iloc[0])),
+        "achieved_margin_mm": plain(_value(row[MARGIN].iloc[0])),
         "note": WHAT_IF_NOTE
         if uses
         else "the model does not use the margin: its prediction does not change with it",
@@ -430,7 +431,14 @@ def predict_table(
         raise BundleError("the FeatureTable has no rows to predict")
     rows = _add_unmeasured(bundle, _model_rows(bundle, table))
     _refusals(bundle, rows, allow_imputed_margin)
-    bundle.set_crops(rows.attrs.get("hepablate", {}).get("crops"))
+    crops = rows.attrs.get("hepablate", {}).get("crops")
+    estimator = bundle.pipeline[-1]
+    if crops is not None and hasattr(estimator, "check_crops"):
+        try:  # before any image is read: crops of another size or spacing than the training's
+            estimator.check_crops(crops)
+        except ValueError as exc:
+            raise PredictionRefusedError(str(exc)) from None
+    bundle.set_crops(crops)
     inputs = bundle.inputs(rows)
     used = _used_columns(bundle)
     checks = _explained_checks(bundle, rows, bundle.input_checks(inputs, used), used)
@@ -495,7 +503,7 @@ def _predict(
     validated = bundle.metrics.metrics.headline
     info = table.attrs.get("hepablate", {})
     patients = {r["patient_id"] for r in rows}
-    prediction = _plain(
+    prediction = plain(
         {
             "schema_version": PREDICTION_SCHEMA_VERSION,
             "bundle": {
