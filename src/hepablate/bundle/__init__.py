@@ -18,7 +18,7 @@ made it.
 - ``metrics.json``: the model's cross-validated metrics with CIs, the comparison and the
   permutation check; ``thresholds.json``: the decision threshold, the risk-group cut points
   (tertiles of the out-of-fold predictions) and, for a time-to-event model, the months of the
-  predicted survival curves (``_curve_months``: monthly while enough training rows are followed);
+  predicted survival curves (monthly while enough training rows are followed);
 - ``preparation.skops`` (the fitted preparation and selection steps, skops) and the model:
   ``model.skops`` for a scikit-learn or scikit-survival estimator, or ``model.safetensors`` +
   ``model.json`` for a deep network (its ``to_state``).
@@ -31,9 +31,16 @@ devices), exactly the files a bundle has, each matching its hash; a manifest of 
 shape, this format version and scikit-learn minor version; a signature by a trusted key or a
 pinned id (``signing.check_trust``); JSON files of the expected shape; skops files naming only
 the types hepablate writes (``trusted_types.TRUSTED_TYPES``); a network rebuilt from its
-weights by an allow-listed class. Each file is read once and parsed from the bytes whose hash
-was checked. Nothing is unpickled. Every refusal is a ``BundleError`` that starts with the
-file at fault.
+weights by the class the models' registry gives the manifest's kind. Each file is read once
+and parsed from the bytes whose hash was checked. Nothing is unpickled. Every refusal is a
+``BundleError`` that starts with the file at fault.
+
+Modules: ``manifest.py`` (the manifest, the file sets, reading and verifying a folder, the
+versions), ``contents.py`` (the JSON files and their shapes), ``save.py`` (``save_bundle``,
+``sign_bundle``), ``load.py`` (``Bundle``, ``load_bundle``), ``predict.py`` (a new patient's
+prediction), ``signing.py`` (keys, signatures, trust), ``encoder.py`` (an image bundle as the
+extraction's encoder), ``trusted_types.py`` (what skops may load). This face re-exports the
+public API.
 """
 
 from hepablate.bundle._errors import BundleError
