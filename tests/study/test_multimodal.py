@@ -228,7 +228,7 @@ def test_on_a_pre_treatment_cohort_it_learns_from_the_pre_crops(
     X_test, y_test, crops_test = _cohort(tmp_path / "test", 50, seed=4, pre_only=True)
     model = MultimodalClassifier(crops=crops, **{**FAST, "n_members": 1}).fit(X, y)
     assert model.phases_ == ("pre",)
-    assert model.crop_shape_ == (3, SIZE, SIZE, SIZE)
+    assert model.geometry_.shape == (3, SIZE, SIZE, SIZE)
     model.set_params(crops=crops_test)
     assert roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]) > 0.75
     tensors, config = model.to_state()
