@@ -22,7 +22,6 @@ from pydantic import (
 
 from hepablate.models.registry import KINDS, default_models, make_model
 from hepablate.schemas.metrics import ModelKind
-from hepablate.selection.registry import selector_class
 
 __all__ = [
     "FeatureSources",
@@ -36,6 +35,8 @@ __all__ = [
 
 
 def _known_selector(method: str) -> str:
+    from hepablate.selection.registry import selector_class  # the selectors and their libraries
+
     selector_class(method)  # a ValueError naming the selectors there are
     return method
 
