@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hepablate.models.multimodal import CropSource, MultimodalClassifier
+from hepablate.features.crops import PHASES, CropStore
+from hepablate.models.multimodal import MultimodalClassifier
 
 ENDPOINT = "outcome.ltp_24m"
 COLUMNS = ["geom.minimal_ablative_margin_mm", "clin.diameter_mm", "clin.perivascular"]
@@ -34,7 +35,7 @@ def main() -> None:
     inputs, y = table[COLUMNS].astype(float), table[ENDPOINT].astype(int)
     crops = table.attrs["hepablate"]["crops"]
     start = time.perf_counter()
-    images = CropSource(crops).stack(inputs.index)
+    images = CropStore(crops).stack([(str(p), int(t)) for p, t in inputs.index], PHASES)
     loading = time.perf_counter() - start
     print(f"{len(inputs)} tumours, crops {images.shape[1:]} (channels, z, y, x)")
     print(f"| what | seconds per epoch |\n|---|---|\n| reading the crops (once) | {loading:.2f} |")

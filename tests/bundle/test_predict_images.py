@@ -6,6 +6,7 @@ then the same bundle as the image encoder of an extraction (``deep.image_*`` col
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 from pathlib import Path
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from hepablate import configs
 from hepablate.app import extract_features
 from hepablate.bundle import BundleError, load_bundle, save_bundle
+from hepablate.bundle.predict import PredictionRefusedError, predict_table
 from hepablate.cli import app
 from hepablate.cohort import load_cohort
 from hepablate.features.extract import (
@@ -86,8 +88,18 @@ def test_predict_on_a_new_virtual_patient_with_an_image_survival_bundle(tmp_path
     curve = row["what_if_margin"]
     assert curve["available"] and len(curve["risk"]) == len(curve["margin_mm"])
 
-    # The same network as an image encoder: deep.image_* columns of the new patient's tumour.
+    # The model's normalisation is in the bundle: its window, and the crops' size and spacing,
+    # and a table whose crops were made otherwise is refused before any image is read.
     bundle = load_bundle(bundle_dir)
+    assert bundle.pipeline[-1].hu_window == (-100.0, 250.0)
+    new_table = extract(load_cohort(new_patient), extraction, cache=tmp_path / "check_cache")
+    finer = new_table.copy()
+    finer.attrs = copy.deepcopy(new_table.attrs)
+    finer.attrs["hepablate"]["crops"]["spacing_mm"] = 1.0
+    with pytest.raises(PredictionRefusedError, match=r"cubes at 1 mm; the model was trained on"):
+        predict_table(bundle, finer)
+
+    # The same network as an image encoder: deep.image_* columns of the new patient's tumour.
     with_encoder = extraction.model_copy(update={"deep": DeepEncoder(bundle=bundle_dir)})
     cache = tmp_path / "new_cache"
     described = extract_features(load_cohort(new_patient), with_encoder, cache=cache)

@@ -22,10 +22,12 @@ import pytest
 import skops.io as sio
 from typer.testing import CliRunner
 
+from hepablate import selection
 from hepablate.bundle import BundleError, load_bundle, save_bundle, sign_bundle
 from hepablate.bundle._skops import dump_skops, load_skops, skops_types
 from hepablate.bundle.trusted_types import TRUSTED_TYPES
 from hepablate.cli import app
+from hepablate.models import KINDS
 from hepablate.study.config import SelectionStep, SelectorName
 from hepablate.study.pipeline import fit_selection, make_preparation, make_selection
 from tests.bundle.synthetic import BINARY_MODELS, SURVIVAL_MODELS, rehash, study, table, train
@@ -43,6 +45,14 @@ SELECTORS: dict[SelectorName, dict[str, Any]] = {
     "wrapper": {"cv": 2},
     "stability": {"n_resamples": 5},
 }
+
+
+def test_the_kinds_and_selectors_fitted_here_are_the_registries() -> None:
+    # every kind a bundle can hold without image crops (those have tests/bundle/
+    # test_predict_images.py), every selector
+    fitted = {m["kind"] for m in BINARY_MODELS + SURVIVAL_MODELS}
+    assert fitted == {k for k, e in KINDS.items() if not e.crops}
+    assert set(SELECTORS) == set(selection.SELECTORS)
 
 
 @dataclass

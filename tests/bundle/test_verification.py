@@ -187,6 +187,16 @@ def _json_edit(name: str, value: Any) -> Callable[[Path], None]:
     return edit
 
 
+def _network_class(name: str) -> Callable[[Path], None]:
+    """model.json naming another allow-listed class, its state kept."""
+
+    def edit(bundle: Path) -> None:
+        description = json.loads((bundle / "model.json").read_bytes())
+        (bundle / "model.json").write_text(json.dumps({**description, "class": name}))
+
+    return edit
+
+
 def _bytes_edit(name: str, data: bytes) -> Callable[[Path], None]:
     def edit(bundle: Path) -> None:
         (bundle / name).write_bytes(data)
@@ -239,6 +249,13 @@ MALFORMED: dict[str, tuple[str, str, Callable[[Path], None], str]] = {
         "model.json",
         _json_edit("model.json", {"class": "os.system", "state": {}}),
         "unknown model class 'os.system'",
+    ),
+    "another kind's network class": (
+        "mlp",
+        "model.json",
+        _network_class("hepablate.models.tabular.DeepSurv"),
+        "a hepablate.models.tabular.DeepSurv network, but the manifest's kind 'mlp' is a "
+        "hepablate.models.tabular.MLPClassifier",
     ),
     "a network state that does not fit": (
         "mlp",

@@ -9,7 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 from hepablate.cohort import load_cohort
-from hepablate.features.extract import ExtractionConfig, extract, load_crops
+from hepablate.features.crops import load_crops
+from hepablate.features.extract import ExtractionConfig, extract
 from hepablate.features.geometry import ZONE_COLUMNS
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 

@@ -11,7 +11,8 @@ import pytest
 
 from hepablate.cohort import load_cohort
 from hepablate.features import extract as extraction
-from hepablate.features.extract import ExtractionConfig, extract, load_crops
+from hepablate.features.crops import load_crops
+from hepablate.features.extract import ExtractionConfig, extract
 from hepablate.imaging.io import Volume, read_volume, write_volume
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.simulate.oracle import read_truth

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
-from hepablate.models.baselines import make_model
+from hepablate.models import make_model
 from hepablate.models.tabular import DeepDiscreteTime, DeepSurv, MLPClassifier
 
 FAST: dict[str, Any] = {"n_members": 2, "epochs": 200, "patience": 15}

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from hepablate import selection
 from hepablate.selection import (
     MRMR,
     Embedded,
@@ -40,3 +41,7 @@ SELECTORS = [
 @parametrize_with_checks(SELECTORS)
 def test_scikit_learn_common_checks(estimator: Any, check: Any) -> None:
     check(estimator)
+
+
+def test_the_checks_cover_every_selector_of_the_registry() -> None:
+    assert {type(s) for s in SELECTORS} == set(selection.SELECTORS.values())

@@ -11,10 +11,14 @@ import yaml
 
 from hepablate import configs
 from hepablate.features.extract import load_extraction_config
+from hepablate.models import KINDS
+from hepablate.schemas.metrics import ModelKind
+from hepablate.selection import SELECTORS
 from hepablate.study.config import (
+    BINARY_MODELS,
+    DEEP_MODELS,
+    SURVIVAL_MODELS,
     FeatureSources,
-    ModelKind,
-    SelectorName,
     StudyConfig,
     StudyConfigError,
     ValidationScheme,
@@ -39,11 +43,36 @@ def test_the_documented_example_is_a_valid_config_naming_every_field() -> None:
     assert set(example["features"]) == set(FeatureSources.model_fields)
     assert set(example["validation"]) == set(ValidationScheme.model_fields)
     assert config.validation.bootstrap == 1000
-    # every selector and model kind has a row in the doc's tables
-    for method in get_args(SelectorName):
+    # every selector and model kind of the registries has a row in the doc's tables, the
+    # kind under its endpoint
+    for method in SELECTORS:
         assert f"| `{method}` |" in DOC
-    for kind in get_args(ModelKind):
-        assert f"| `{kind}` |" in DOC
+    for kind, entry in KINDS.items():
+        assert f"| {'time-to-event' if entry.survival else 'binary'} | `{kind}` |" in DOC
+
+
+def test_the_registry_and_the_schemas_name_the_same_model_kinds() -> None:
+    # hepablate.schemas sits below models and cannot import the registry: its Literal is
+    # held to it here, in the order of the registry.
+    assert list(get_args(ModelKind)) == list(KINDS)
+    assert set(KINDS) == BINARY_MODELS | SURVIVAL_MODELS
+    assert not BINARY_MODELS & SURVIVAL_MODELS
+    assert {"multimodal", "multimodal_surv", "mlp", "deep_surv", "deep_discrete"} == DEEP_MODELS
+
+
+def test_an_unknown_selector_or_kind_is_named_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown selector 'lasso' \(the selectors: near_zero"):
+        StudyConfig.model_validate({"endpoint": "x", "selection": [{"method": "lasso"}]})
+    with pytest.raises(ValueError, match=r"models\.0\.kind\n.*'logistic'"):
+        StudyConfig.model_validate({"endpoint": "x", "models": [{"name": "m", "kind": "svm"}]})
+    # the default models of each endpoint come from the registry's entries
+    defaults = StudyConfig(endpoint="x").models_for(True)
+    assert [(m.name, m.kind, m.clinical_only) for m in defaults] == [
+        ("cox", "cox", False),
+        ("random_survival_forest", "random_survival_forest", False),
+        ("gradient_boosting", "gradient_boosting_survival", False),
+        ("clinical_cox", "cox", True),
+    ]
 
 
 def test_the_default_selection_is_the_one_the_docs_state() -> None:

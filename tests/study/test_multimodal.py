@@ -7,6 +7,7 @@ drives it too and another is noise. The crops go through a real FeatureCache, as
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.util import Surv
 
+from hepablate.bundle import bundle_id_of, load_bundle, save_bundle
 from hepablate.features.cache import FeatureCache, PatientResult
-from hepablate.models import multimodal
-from hepablate.models.multimodal import CropSource, MultimodalClassifier, MultimodalSurvival
+from hepablate.features.crops import CropStore
+from hepablate.models.multimodal import MultimodalClassifier, MultimodalSurvival, base
+from hepablate.models.multimodal.inputs import HU_WINDOW
 from hepablate.report.sections import deep_sentences
 from hepablate.study import StudyConfig, run_study
 from hepablate.study.data import StudyData
@@ -75,7 +78,8 @@ def _cohort(
         {"informative": informative, "noise": rng.normal(size=n)},
         index=pd.MultiIndex.from_tuples(index, names=["patient_id", "tumour_id"]),
     )
-    return X, y, {"cache": str(root), "keys": keys}
+    crops_info = {"cache": str(root), "keys": keys, "size_mm": 2.0 * SIZE, "spacing_mm": 2.0}
+    return X, y, crops_info
 
 
 @pytest.fixture(scope="module")
@@ -154,17 +158,67 @@ def test_batched_inference_gives_the_same_outputs(
     model, X = fitted["model"], fitted["X"]
     whole = model.predict_proba(X)
     embedding = model.embed(X)
-    monkeypatch.setattr(multimodal, "INFERENCE_BATCH", 7)  # 160 rows: 23 batches, 6 left
+    monkeypatch.setattr(base, "INFERENCE_BATCH", 7)  # 160 rows: 23 batches, 6 left
     np.testing.assert_allclose(model.predict_proba(X), whole, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(model.embed(X), embedding, rtol=1e-5, atol=1e-6)
 
 
 def test_a_patient_without_crops_is_named(tmp_path: Path) -> None:
-    source = CropSource({"cache": str(tmp_path), "keys": {}})
+    source = CropStore({"cache": str(tmp_path), "keys": {}})
     with pytest.raises(KeyError, match="patient P9"):
-        source.load("P9", 1)
+        source.tumour("P9", 1)
+    with pytest.raises(KeyError, match="patient P9"):
+        source.stack([("P9", 1)], ("pre",))
     with pytest.raises(ValueError, match="no crops on disk"):
-        CropSource({"cache": None, "keys": {}})
+        CropStore({"cache": None, "keys": {}})
+
+
+@pytest.mark.slow
+def test_the_ct_window_is_the_models_own_and_saved_with_it(fitted: dict[str, Any]) -> None:
+    model, X = fitted["model"], fitted["X"].iloc[:40]
+    tensors, config = model.to_state()
+    assert config["params"]["hu_window"] == list(HU_WINDOW)
+    before = model.predict_proba(X)
+    # Another window is another input: the same weights predict otherwise ...
+    narrow = MultimodalClassifier.from_state(
+        tensors, {**config, "params": {**config["params"], "hu_window": [0.0, 100.0]}}
+    ).set_params(crops=fitted["crops"])
+    assert narrow.hu_window == (0.0, 100.0)
+    assert np.abs(narrow.predict_proba(X) - before).max() > 1e-3
+    # ... and a state saved with it predicts with it, whatever the default is.
+    again = MultimodalClassifier.from_state(*narrow.to_state()).set_params(crops=fitted["crops"])
+    np.testing.assert_array_equal(again.predict_proba(X), narrow.predict_proba(X))
+    # A state written before the window was saved (an old bundle) windows as then.
+    old = {**config, "params": {k: v for k, v in config["params"].items() if k != "hu_window"}}
+    old["fitted"] = {
+        k: v for k, v in config["fitted"].items() if k not in ("crop_size_mm_", "crop_spacing_mm_")
+    }
+    restored = MultimodalClassifier.from_state(tensors, old).set_params(crops=fitted["crops"])
+    assert restored.hu_window == HU_WINDOW
+    np.testing.assert_array_equal(restored.predict_proba(X), before)
+
+
+@pytest.mark.slow
+def test_crops_of_another_size_spacing_or_shape_are_refused(
+    fitted: dict[str, Any], tmp_path: Path
+) -> None:
+    model, X = fitted["model"], fitted["X"].iloc[:5]
+    assert (model.geometry_.size_mm, model.geometry_.spacing_mm) == (2.0 * SIZE, 2.0)
+    finer = {**fitted["crops"], "spacing_mm": 1.0}
+    with pytest.raises(ValueError, match=r"24 mm cubes at 1 mm; the model was trained on 24 mm"):
+        model.check_crops(finer)
+    with pytest.raises(ValueError, match="at 1 mm"):
+        MultimodalClassifier.from_state(*model.to_state()).set_params(crops=finer).predict(X)
+    model.check_crops(fitted["crops"])  # the training ones pass
+    # Crops of a table that did not record size and spacing are checked by their shape.
+    small = np.zeros((3, 8, 8, 8), dtype=np.float32)
+    FeatureCache(tmp_path).put(
+        "P000", "k", PatientResult(rows={1: {}}, crops={"1_pre": small, "1_post": small})
+    )
+    unrecorded = {"cache": str(tmp_path), "keys": {"P000": "k"}}
+    restored = MultimodalClassifier.from_state(*model.to_state()).set_params(crops=unrecorded)
+    with pytest.raises(ValueError, match=r"the crops have shape \(6, 8, 8, 8\); the model was"):
+        restored.predict(X.iloc[:1])
 
 
 def test_on_a_pre_treatment_cohort_it_learns_from_the_pre_crops(
@@ -174,7 +228,7 @@ def test_on_a_pre_treatment_cohort_it_learns_from_the_pre_crops(
     X_test, y_test, crops_test = _cohort(tmp_path / "test", 50, seed=4, pre_only=True)
     model = MultimodalClassifier(crops=crops, **{**FAST, "n_members": 1}).fit(X, y)
     assert model.phases_ == ("pre",)
-    assert model.crop_shape_ == (3, SIZE, SIZE, SIZE)
+    assert model.geometry_.shape == (3, SIZE, SIZE, SIZE)
     model.set_params(crops=crops_test)
     assert roc_auc_score(y_test, model.predict_proba(X_test)[:, 1]) > 0.75
     tensors, config = model.to_state()
@@ -258,3 +312,49 @@ def test_the_survival_head_learns_from_the_image_and_gives_curves(tmp_path: Path
     np.testing.assert_array_equal(restored.predict(X_test), risk)
     again = restored.predict_survival_function(X_test.iloc[:5])
     np.testing.assert_array_equal(np.array([f(f.x) for f in again]), values)
+
+
+@pytest.mark.slow
+def test_a_bundle_keeps_its_models_ct_window(tmp_path: Path) -> None:
+    X, y, crops = _cohort(tmp_path / "crops", 60, seed=5)
+    data = StudyData(
+        X=X,
+        y=y,
+        groups=X.index.get_level_values(0).to_numpy(),
+        centres=np.full(len(y), "A"),
+        survival=False,
+        endpoint={
+            "name": "synthetic",
+            "kind": "binary",
+            "rows": 60,
+            "events": int(y.sum()),
+            "dropped_empty": [],
+        },
+        clinical=["informative", "noise"],
+        crops=crops,
+    )
+    tiny = {**FAST, "epochs": 3, "n_members": 1, "hu_window": (-50.0, 150.0)}
+    grid = {k: [list(v) if isinstance(v, tuple) else v] for k, v in tiny.items()}
+    config = StudyConfig.model_validate(
+        {
+            "endpoint": "synthetic",
+            "models": [{"name": "image", "kind": "multimodal", "grid": grid}],
+            "validation": {"folds": 2, "repeats": 1, "bootstrap": 100, "permutations": 0},
+        }
+    )
+    result = run_study(data, config)
+    out = save_bundle(result, summarise(result), tmp_path / "bundle", extraction=None, sign=False)
+    state = json.loads((out / "model.json").read_text(encoding="utf-8"))["state"]
+    assert state["params"]["hu_window"] == [-50.0, 150.0]
+    assert (state["fitted"]["crop_size_mm_"], state["fitted"]["crop_spacing_mm_"]) == (24.0, 2.0)
+    bundle = load_bundle(out, bundle_id=bundle_id_of(out))
+    bundle.set_crops(crops)
+    fitted = result.final["image"][-1]
+    loaded = bundle.pipeline[-1]
+    assert loaded.hu_window == (-50.0, 150.0)
+    prepared = bundle.pipeline[:-1].transform(X)
+    saved = loaded.predict_proba(prepared)
+    np.testing.assert_array_equal(saved, fitted.predict_proba(prepared))
+    # the default window would give other predictions: the bundle predicts with its own
+    loaded.set_params(hu_window=HU_WINDOW)
+    assert np.abs(loaded.predict_proba(prepared) - saved).max() > 1e-4

@@ -1,6 +1,7 @@
 """An image network's bundle as the encoder of a FeatureTable's ``deep.image_*`` columns.
 
-``extraction.deep`` names a bundle of kind ``multimodal`` or ``multimodal_surv``; its image
+``extraction.deep`` names a bundle of an image model (a kind with ``crops`` in the models'
+registry: ``multimodal``, ``multimodal_surv``); its image
 encoder's embedding of each tumour's crops becomes candidate features of another study. The
 bundle is loaded and checked here, before any patient is extracted, and handed to
 :func:`hepablate.features.extract.extract` as its ``encoder`` (features never load bundles).
@@ -15,6 +16,7 @@ import pandas as pd
 from hepablate.bundle import Bundle, BundleError, load_bundle
 from hepablate.cohort import PATIENT_INDEX
 from hepablate.features.extract import DeepEncoder
+from hepablate.models import KINDS
 
 __all__ = ["BundleEncoder", "load_encoder"]
 
@@ -58,6 +60,6 @@ def load_encoder(deep: DeepEncoder) -> BundleEncoder:
     if not hasattr(bundle.pipeline[-1], "embed"):
         raise BundleError(
             f"deep: {deep.bundle} holds a {bundle.manifest.kind} model, which has no "
-            "image encoder (multimodal and multimodal_surv have one)"
+            f"image encoder ({' and '.join(k for k, e in KINDS.items() if e.crops)} have one)"
         )
     return BundleEncoder(bundle)

@@ -50,7 +50,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hepablate.bundle import Bundle, BundleError, _plain
+from hepablate.bundle import Bundle, BundleError
+from hepablate.bundle.contents import plain
+from hepablate.bundle.explain import (
+    EXACT_SHAP_MAX_COLUMNS,
+    MARGIN,
+    SHAP_PERMUTATIONS,
+    SHAP_SEED,
+    cell_value,
+    contributions_of,
+    shapley_values,
+    used_columns,
+    what_if,
+)
 from hepablate.schemas.prediction import PREDICTION_SCHEMA_VERSION, Prediction
 from hepablate.study.pipeline import unknown_categories_quiet
 
@@ -65,21 +77,6 @@ __all__ = [
     "shapley_values",
 ]
 
-MARGIN = "geom.minimal_ablative_margin_mm"
-WHAT_IF_MM = np.arange(0.0, 10.01, 0.5)
-WHAT_IF_NOTE = (
-    "model-based, not causal: the model's prediction with the minimal ablative margin set to "
-    "each value and every other input held (including the other margin measures and the "
-    "images); it is not an estimate of what a different ablation would achieve"
-)
-# Exact Shapley values cost 2^k model evaluations for k columns that differ from the reference
-# (4096 rows at 12, evaluated in a few batches); beyond, the permutation estimate.
-EXACT_SHAP_MAX_COLUMNS = 12
-# Antithetic permutations of the estimate (each exact for interactions of up to two inputs),
-# from a fixed seed: the same contributions in every run, and the top ones stable across seeds.
-SHAP_PERMUTATIONS = 25
-SHAP_SEED = 0
-_SHAP_BATCH = 2048
 _TUMOUR = "_hepablate_tumour"
 
 
@@ -113,150 +110,6 @@ def predict_cohort(
         return predict_table(bundle, table, allow_imputed_margin=allow_imputed_margin)
 
 
-def _used_columns(bundle: Bundle) -> list[str]:
-    """The FeatureTable columns behind the model's selected inputs (a one-hot input
-    ``clin.aetiology_HBV`` comes from ``clin.aetiology``)."""
-    used = []
-    for column in bundle.schema["columns"]:
-        if any(s == column or s.startswith(f"{column}_") for s in bundle.schema["selected"]):
-            used.append(column)
-    return used
-
-
-def _value(value: Any) -> Any:
-    """A FeatureTable cell with every kind of missing (None, NaN, pd.NA, NaT) as None."""
-    return None if pd.isna(value) else value
-
-
-def shapley_values(
-    model: Any, patient: np.ndarray, reference: np.ndarray
-) -> tuple[np.ndarray, str]:
-    """Shapley values of ``model`` (rows of codes -> outputs) at ``patient`` against the one
-    ``reference`` row, and how they were computed: exact over every coalition of the columns
-    that differ (at most :data:`EXACT_SHAP_MAX_COLUMNS`), else SHAP's permutation estimate from
-    :data:`SHAP_SEED`. NaN codes are missing values and differ from any reference value."""
-    import shap
-
-    same = np.isclose(patient, reference) | (np.isnan(patient) & np.isnan(reference))
-    differing = int((~same).sum())
-    masker = shap.maskers.Independent(reference[None, :])
-    if differing <= EXACT_SHAP_MAX_COLUMNS:
-        explainer = shap.ExactExplainer(model, masker)
-        values = explainer(patient[None, :], batch_size=_SHAP_BATCH, silent=True).values[0]
-        return np.asarray(values, dtype=float), "exact Shapley values (SHAP exact explainer)"
-    # SHAP seeds NumPy's global generator: keep the caller's stream as it was.
-    state = np.random.get_state()  # noqa: NPY002 (SHAP uses the legacy global generator)
-    try:
-        explainer = shap.PermutationExplainer(model, masker, seed=SHAP_SEED)
-        evaluations = SHAP_PERMUTATIONS * (2 * differing + 1)
-        values = explainer(
-            patient[None, :], max_evals=evaluations, batch_size=_SHAP_BATCH, silent=True
-        ).values[0]
-    finally:
-        np.random.set_state(state)  # noqa: NPY002
-    return np.asarray(values, dtype=float), (
-        f"SHAP permutation explainer ({SHAP_PERMUTATIONS} antithetic permutations, seed "
-        f"{SHAP_SEED})"
-    )
-
-
-def _shap_contributions(
-    bundle: Bundle, row: pd.DataFrame, used: list[str]
-) -> tuple[list[dict[str, Any]], str]:
-    reference = bundle.schema["reference"]
-    types = bundle.schema["types"]
-    values = {c: _value(row[c].iloc[0]) for c in used}
-    base = {c: reference[c] if reference[c] is not None else values[c] for c in used}
-    categorical = [types[c] == "category" for c in used]
-
-    # A category is coded 0 (the reference's level) or 1 (the patient's, None when missing);
-    # a number is itself, NaN when missing (the model's preparation imputes it).
-    def number(value: Any) -> float:
-        return float("nan") if value is None else float(value)
-
-    patient = np.array(
-        [
-            float(str(values[c]) != str(base[c])) if is_cat else number(values[c])
-            for c, is_cat in zip(used, categorical, strict=True)
-        ]
-    )
-    background = np.array(
-        [0.0 if is_cat else number(base[c]) for c, is_cat in zip(used, categorical, strict=True)]
-    )
-
-    # The model's inputs of the patient, typed once; each coalition changes the used columns.
-    inputs = bundle.inputs(row)
-    typed = {c: (np.nan if values[c] is None else str(values[c])) for c in used}
-    typed_base = {c: (np.nan if base[c] is None else str(base[c])) for c in used}
-
-    def model(codes: np.ndarray) -> np.ndarray:
-        frame = inputs.iloc[np.zeros(len(codes), dtype=int)]
-        columns = {}
-        for j, column in enumerate(used):
-            if categorical[j]:
-                chosen = [typed[column] if code else typed_base[column] for code in codes[:, j]]
-                columns[column] = pd.Series(chosen, index=frame.index, dtype=object)
-            else:
-                columns[column] = pd.Series(codes[:, j], index=frame.index, dtype=float)
-        return bundle.risk(frame.assign(**columns))
-
-    shapley, how = shapley_values(model, patient, background)
-    contributions = [
-        {
-            "feature": c,
-            "value": _plain(values[c]),
-            "reference": _plain(reference[c]),
-            "contribution": float(v),
-        }
-        for c, v in zip(used, shapley, strict=True)
-    ]
-    method = (
-        f"Shapley values of the predicted {'risk score' if bundle.survival else 'probability'} "
-        f"against the reference patient (training medians and modes): {how}"
-    )
-    return contributions, method
-
-
-def _contributions(bundle: Bundle, row: pd.DataFrame) -> tuple[list[dict[str, Any]], str]:
-    estimator = bundle.pipeline[-1]
-    if hasattr(estimator, "explain"):
-        prepared = bundle.pipeline[:-1].transform(bundle.inputs(row))
-        values = np.asarray(estimator.explain(prepared))[0]
-        contributions = [
-            {"feature": str(c), "value": _plain(prepared[c].iloc[0]), "contribution": float(v)}
-            for c, v in zip(prepared.columns, values, strict=True)
-        ]
-        output = "log hazard ratio" if bundle.survival else "log-odds"
-        return contributions, (
-            f"integrated gradients of the {output} over the model's (standardised) inputs, from "
-            "the training mean"
-        )
-    used = _used_columns(bundle)
-    if not used:
-        return [], "the model uses no column of the FeatureTable"
-    return _shap_contributions(bundle, row, used)
-
-
-def _what_if(bundle: Bundle, row: pd.DataFrame) -> dict[str, Any]:
-    uses = MARGIN in _used_columns(bundle)
-    if MARGIN not in row.columns or MARGIN not in bundle.schema["columns"]:
-        return {"available": False, "reason": f"the model has no {MARGIN} input"}
-    frame = pd.concat([row] * len(WHAT_IF_MM))
-    frame[MARGIN] = WHAT_IF_MM
-    risk = bundle.risk(bundle.inputs(frame))
-    return {
-        "available": True,
-        "feature": MARGIN,
-        "model_uses_it": uses,
-        "margin_mm": WHAT_IF_MM.tolist(),
-        "risk": [float(r) for r in risk],
-        "achieved_margin_mm": _plain(_value(row[MARGIN].iloc[0])),
-        "note": WHAT_IF_NOTE
-        if uses
-        else "the model does not use the margin: its prediction does not change with it",
-    }
-
-
 def _model_rows(bundle: Bundle, table: pd.DataFrame) -> pd.DataFrame:
     """The rows the model predicts (one per patient for a patient-level endpoint), each
     remembering the tumour it describes (``_TUMOUR``), for the extraction's warnings."""
@@ -286,7 +139,7 @@ def _model_rows(bundle: Bundle, table: pd.DataFrame) -> pd.DataFrame:
 def _where(rows: pd.DataFrame, i: int) -> tuple[str, int | None]:
     key = rows.index[i]
     patient = str(rows["group"].iloc[i]) if "group" in rows else str(key)
-    tumour = _value(rows[_TUMOUR].iloc[i])
+    tumour = cell_value(rows[_TUMOUR].iloc[i])
     return patient, None if tumour is None else int(tumour)
 
 
@@ -385,14 +238,14 @@ def _explained_checks(
 
 def _refusals(bundle: Bundle, rows: pd.DataFrame, allow_imputed_margin: bool) -> None:
     """Raise :class:`PredictionRefusedError` for a row the model must not predict (module doc)."""
-    used = _used_columns(bundle)
+    used = used_columns(bundle)
     reference = bundle.schema.get("reference") or {}
     info = rows.attrs.get("hepablate", {})
     for i in range(len(rows)):
         patient, tumour = _where(rows, i)
         where = f"patient {patient}" + (f" tumour {tumour}" if tumour is not None else "")
         # (A margin column absent without a reason is left to Bundle.inputs to refuse.)
-        measured = MARGIN in rows.columns and _value(rows[MARGIN].iloc[i]) is not None
+        measured = MARGIN in rows.columns and cell_value(rows[MARGIN].iloc[i]) is not None
         if MARGIN in used and MARGIN in rows.columns and not measured and not allow_imputed_margin:
             why = _because(
                 _warnings(rows, i, MARGIN, left_empty=True)
@@ -430,9 +283,16 @@ def predict_table(
         raise BundleError("the FeatureTable has no rows to predict")
     rows = _add_unmeasured(bundle, _model_rows(bundle, table))
     _refusals(bundle, rows, allow_imputed_margin)
-    bundle.set_crops(rows.attrs.get("hepablate", {}).get("crops"))
+    crops = rows.attrs.get("hepablate", {}).get("crops")
+    estimator = bundle.pipeline[-1]
+    if crops is not None and hasattr(estimator, "check_crops"):
+        try:  # before any image is read: crops of another size or spacing than the training's
+            estimator.check_crops(crops)
+        except ValueError as exc:
+            raise PredictionRefusedError(str(exc)) from None
+    bundle.set_crops(crops)
     inputs = bundle.inputs(rows)
-    used = _used_columns(bundle)
+    used = used_columns(bundle)
     checks = _explained_checks(bundle, rows, bundle.input_checks(inputs, used), used)
     with unknown_categories_quiet():  # an unseen category is reported in input_checks
         return _predict(bundle, rows, inputs, checks)
@@ -467,7 +327,7 @@ def _predict(
     for i in range(len(table)):
         row = table.iloc[[i]]
         patient, tumour = _where(table, i)
-        contributions, method = _contributions(bundle, row)
+        contributions, method = contributions_of(bundle, row)
         contributions.sort(key=lambda c: -abs(c["contribution"]))
         rows.append(
             {
@@ -488,14 +348,14 @@ def _predict(
                 "risk_group": bundle.risk_group(float(risk[i])),
                 "contributions": contributions,
                 "contribution_method": method,
-                "what_if_margin": _what_if(bundle, row),
+                "what_if_margin": what_if(bundle, row),
                 "input_checks": checks[i],
             }
         )
     validated = bundle.metrics.metrics.headline
     info = table.attrs.get("hepablate", {})
     patients = {r["patient_id"] for r in rows}
-    prediction = _plain(
+    prediction = plain(
         {
             "schema_version": PREDICTION_SCHEMA_VERSION,
             "bundle": {

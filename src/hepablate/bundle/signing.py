@@ -9,7 +9,8 @@ A bundle is accepted only when its signature verifies against a trusted key, or 
 pinned (the user got the id from its author by other means). Changed files with recomputed
 hashes change the id, so the signature no longer matches and no pin names it.
 
-The user's keys and trust store live in ``hepablate_home()``, outside any project and bundle:
+The user's keys (``keys.py``, re-exported here) and trust store live in ``hepablate_home()``,
+outside any project and bundle:
 
 - ``signing-key.pem``: the private key (PKCS #8 PEM, mode 0600, the folder 0700), made on first
   use by ``hepablate train``; it never leaves the folder;
@@ -29,20 +30,33 @@ import json
 import os
 import re
 import socket
-import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hepablate.bundle._errors import BundleError
-from hepablate.bundle._files import read_file, write_new
+from hepablate.bundle._files import read_file
+from hepablate.bundle.keys import (
+    HOME_ENV,
+    PRIVATE_KEY,
+    PUBLIC_KEY,
+    SMALL_FILE,
+    SigningKey,
+    TrustStoreError,
+    hepablate_home,
+    key_id,
+    load_public_key,
+    load_signing_key,
+    private_folder,
+    raw_public_key,
+    user_key,
+)
 
 __all__ = [
     "HOME_ENV",
@@ -67,39 +81,12 @@ __all__ = [
     "user_key",
 ]
 
-HOME_ENV = "HEPABLATE_HOME"
-PRIVATE_KEY = "signing-key.pem"
-PUBLIC_KEY = "signing-key.pub.pem"
 TRUST_FILE = "trust.json"
 SIGNATURE = "signature.json"
 SIGNATURE_FORMAT = "hepablate-bundle-signature"
 TRUST_FORMAT = "hepablate-trust"
-_SMALL = 1 << 20  # signature, key and trust files are a few hundred bytes to kilobytes
 _SHA256 = r"^[0-9a-f]{64}$"
 _NAME = r"^[A-Za-z0-9_.@+-]{1,64}$"
-
-
-class TrustStoreError(BundleError):
-    """A key or trust-store file that cannot be read or used; the message names the file."""
-
-
-def hepablate_home() -> Path:
-    """The user's hepablate folder: ``$HEPABLATE_HOME``, else ``$XDG_CONFIG_HOME/hepablate``,
-    else ``~/.config/hepablate``."""
-    configured = os.environ.get(HOME_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    config = os.environ.get("XDG_CONFIG_HOME")
-    return (Path(config).expanduser() if config else Path.home() / ".config") / "hepablate"
-
-
-def key_id(public: Ed25519PublicKey) -> str:
-    """SHA-256 of the raw 32-byte public key: names a key in signatures and the trust store."""
-    return hashlib.sha256(_raw(public)).hexdigest()
-
-
-def _raw(public: Ed25519PublicKey) -> bytes:
-    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def _b64(data: bytes) -> str:
@@ -126,107 +113,6 @@ def _signer() -> str:
     except (KeyError, OSError):  # no login name (a container without a passwd entry)
         user = "unknown"
     return f"{user}@{socket.gethostname() or 'unknown'}"
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    """A private Ed25519 key and where it was read from."""
-
-    private: Ed25519PrivateKey
-    path: Path | None = None
-
-    @property
-    def public(self) -> Ed25519PublicKey:
-        return self.private.public_key()
-
-    @property
-    def key_id(self) -> str:
-        return key_id(self.public)
-
-    def public_pem(self) -> bytes:
-        return self.public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-
-
-def load_signing_key(path: Path) -> SigningKey:
-    """A private Ed25519 key from an unencrypted PEM file that only its owner can read."""
-    path = Path(path)
-    try:
-        data = read_file(path, _SMALL)
-        mode = path.stat().st_mode
-    except BundleError as exc:
-        raise TrustStoreError(str(exc)) from None
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise TrustStoreError(
-            f"{path}: a private key readable by others (mode {stat.S_IMODE(mode):o}); "
-            f"chmod 600 {path}"
-        )
-    try:
-        private = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise TrustStoreError(f"{path}: not an unencrypted PEM private key ({exc})") from None
-    if not isinstance(private, Ed25519PrivateKey):
-        raise TrustStoreError(f"{path}: not an Ed25519 key ({type(private).__name__})")
-    return SigningKey(private, path)
-
-
-def load_public_key(data: bytes, source: str) -> Ed25519PublicKey:
-    """An Ed25519 public key from PEM (``hepablate bundle key``) or OpenSSH (``ssh-ed25519``)."""
-    public: object
-    try:
-        if data.lstrip().startswith(b"ssh-"):
-            public = serialization.load_ssh_public_key(data.strip())
-        else:
-            public = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise TrustStoreError(f"{source}: not a PEM or OpenSSH public key ({exc})") from None
-    if not isinstance(public, Ed25519PublicKey):
-        raise TrustStoreError(f"{source}: not an Ed25519 key ({type(public).__name__})")
-    return public
-
-
-def _private_folder(home: Path) -> None:
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-
-def user_key(home: Path | None = None, *, create: bool = True) -> SigningKey:
-    """The user's signing key, made (with its public key file) on first use when ``create``."""
-    home = hepablate_home() if home is None else Path(home)
-    path = home / PRIVATE_KEY
-    if not path.exists():
-        if not create:
-            raise TrustStoreError(f"{path}: no signing key yet (hepablate bundle key makes one)")
-        try:
-            made = _new_key(home, path)
-        except OSError as exc:
-            raise TrustStoreError(f"{path}: cannot make a signing key ({exc.strerror})") from None
-        if made is not None:
-            return made
-    return load_signing_key(path)
-
-
-def _new_key(home: Path, path: Path) -> SigningKey | None:
-    """A new key at ``path``, complete or not at all: written aside, then linked into place;
-    None when another process's key got there first (then that one is used)."""
-    _private_folder(home)
-    key = SigningKey(Ed25519PrivateKey.generate(), path)
-    pem = key.private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    aside = home / f".{PRIVATE_KEY}.{os.getpid()}"
-    aside.unlink(missing_ok=True)
-    write_new(aside, pem, mode=0o600)
-    try:
-        os.link(aside, path)
-    except FileExistsError:
-        return None
-    finally:
-        aside.unlink()
-    public = home / PUBLIC_KEY
-    public.unlink(missing_ok=True)  # a stale public key of an earlier private key
-    write_new(public, key.public_pem())
-    return key
 
 
 class _Strict(BaseModel):
@@ -259,7 +145,7 @@ def make_signature(bundle_id: str, key: SigningKey, signer: str | None = None) -
         "algorithm": "Ed25519",
         "bundle_id": bundle_id,
         "key_id": key.key_id,
-        "public_key": _b64(_raw(key.public)),
+        "public_key": _b64(raw_public_key(key.public)),
         "signer": signer or _signer(),
         "signed_at": _now(),
     }
@@ -344,7 +230,7 @@ def _own_key_id(home: Path) -> str | None:
     public = home / PUBLIC_KEY
     if public.exists():
         try:
-            data = read_file(public, _SMALL)
+            data = read_file(public, SMALL_FILE)
         except BundleError as exc:
             raise TrustStoreError(str(exc)) from None
         return key_id(load_public_key(data, str(public)))
@@ -464,7 +350,7 @@ def _read_trust(path: Path) -> _TrustFile:
     if not path.exists():
         return _TrustFile()
     try:
-        content = _TrustFile.model_validate_json(read_file(path, _SMALL))
+        content = _TrustFile.model_validate_json(read_file(path, SMALL_FILE))
     except BundleError as exc:
         raise TrustStoreError(str(exc)) from None
     except ValidationError as exc:
@@ -485,7 +371,7 @@ def _read_trust(path: Path) -> _TrustFile:
 
 def _write_trust(path: Path, content: _TrustFile) -> None:
     """Replace the trust store in one step (a crash leaves the old or the new one)."""
-    _private_folder(path.parent)
+    private_folder(path.parent)
     text = json.dumps(content.model_dump(mode="json"), indent=1) + "\n"
     fd, temporary = tempfile.mkstemp(prefix=".trust-", dir=path.parent)
     try:
@@ -507,13 +393,15 @@ def trust_key(public_key: Path, name: str, path: Path | None = None) -> TrustedK
     if not re.fullmatch(_NAME, name):
         raise TrustStoreError(f"--name {name!r}: 1-64 letters, digits and _ . @ + -")
     try:
-        data = read_file(Path(public_key), _SMALL)
+        data = read_file(Path(public_key), SMALL_FILE)
     except BundleError as exc:
         raise TrustStoreError(str(exc)) from None
     public = load_public_key(data, str(public_key))
     store = _store_path(path)
     content = _read_trust(store)
-    entry = _KeyEntry(name=name, key_id=key_id(public), public_key=_b64(_raw(public)), added=_now())
+    entry = _KeyEntry(
+        name=name, key_id=key_id(public), public_key=_b64(raw_public_key(public)), added=_now()
+    )
     for other in content.keys:
         if other.name == name and other.key_id != entry.key_id:
             raise TrustStoreError(f"{store}: a key named {name!r} is trusted already")

@@ -70,7 +70,6 @@ __all__ = [
     "ImageNames",
     "check_deep",
     "extract",
-    "load_crops",
     "load_extraction_config",
     "warnings_for",
 ]
@@ -360,24 +359,6 @@ def _robustness(
         columns = [c for c in table.columns if str(c).startswith("rad.")]
         summary["icc"] = robustness_icc(measurements, columns, config.robustness.icc)
     return summary
-
-
-def load_crops(table: pd.DataFrame, patient_id: str, tumour_id: int) -> dict[str, np.ndarray]:
-    """The deep-model crops of one tumour (``pre`` and ``post``, channels first), from the cache
-    the FeatureTable was extracted with; channel names are in ``attrs["hepablate"]["crops"]``.
-
-    The entry is checked against its checksums first: a missing, damaged or edited crops file
-    raises :class:`CacheError` naming the patient and the file."""
-    info = table.attrs["hepablate"].get("crops") or {}
-    key = (info.get("keys") or {}).get(patient_id)
-    if not info.get("cache") or key is None:
-        raise KeyError(f"no crops for patient {patient_id} in this FeatureTable")
-    crops = FeatureCache(Path(info["cache"])).read_crops(patient_id, key)
-    return {
-        name: crops[f"{tumour_id}_{name}"]
-        for name in ("pre", "post")
-        if f"{tumour_id}_{name}" in crops
-    }
 
 
 def _with_metadata(table: pd.DataFrame, cohort: Cohort, config: ExtractionConfig) -> pd.DataFrame:

@@ -1,5 +1,24 @@
-"""Estimators with the scikit-learn contract: the baselines (and, later, the deep models)."""
+"""Estimators with the scikit-learn contract: the baselines, the tabular networks and the
+multimodal image network, and the registry of the study's model kinds (``registry.py``)."""
 
-from hepablate.models.baselines import DEFAULT_GRIDS, make_model, nomogram
+from hepablate.models.baselines import nomogram
+from hepablate.models.registry import (
+    DEFAULT_GRIDS,
+    KINDS,
+    ModelEntry,
+    default_models,
+    make_model,
+    model_kind,
+    network_classes,
+)
 
-__all__ = ["DEFAULT_GRIDS", "make_model", "nomogram"]
+__all__ = [
+    "DEFAULT_GRIDS",
+    "KINDS",
+    "ModelEntry",
+    "default_models",
+    "make_model",
+    "model_kind",
+    "network_classes",
+    "nomogram",
+]

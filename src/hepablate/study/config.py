@@ -7,10 +7,11 @@ copied into ``metrics.json`` and the report. Documented in ``docs/study-config.m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -19,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from hepablate.models.registry import KINDS, default_models, make_model
 from hepablate.schemas.metrics import ModelKind
 
 __all__ = [
@@ -31,33 +33,21 @@ __all__ = [
     "load_study_config",
 ]
 
-SelectorName = Literal[
-    "near_zero_variance",
-    "reproducible",
-    "univariate",
-    "redundancy",
-    "mrmr",
-    "embedded",
-    "wrapper",
-    "stability",
-]
-BINARY_MODELS: frozenset[str] = frozenset(
-    {"logistic", "gradient_boosting", "random_forest", "multimodal", "mlp"}
-)
+
+def _known_selector(method: str) -> str:
+    from hepablate.selection.registry import selector_class  # the selectors and their libraries
+
+    selector_class(method)  # a ValueError naming the selectors there are
+    return method
+
+
+# The names of hepablate.selection.SELECTORS (validated against it, so listed only there).
+SelectorName = Annotated[str, AfterValidator(_known_selector)]
+# The kinds of each endpoint and the networks, from the models' registry.
+BINARY_MODELS: frozenset[str] = frozenset(k for k, e in KINDS.items() if not e.survival)
+SURVIVAL_MODELS: frozenset[str] = frozenset(k for k, e in KINDS.items() if e.survival)
 # Deep networks: each is compared with the best of the other models on the same folds.
-DEEP_MODELS: frozenset[str] = frozenset(
-    {"multimodal", "mlp", "deep_surv", "deep_discrete", "multimodal_surv"}
-)
-SURVIVAL_MODELS: frozenset[str] = frozenset(
-    {
-        "cox",
-        "random_survival_forest",
-        "gradient_boosting_survival",
-        "deep_surv",
-        "deep_discrete",
-        "multimodal_surv",
-    }
-)
+DEEP_MODELS: frozenset[str] = frozenset(k for k, e in KINDS.items() if e.deep)
 
 
 class StudyConfigError(ValueError):
@@ -191,18 +181,9 @@ class StudyConfig(_Strict):
                     f"endpoint {self.endpoint!r} is {kind}; models {', '.join(wrong)} are not"
                 )
             return self.models
-        if survival:
-            return (
-                ModelSpec(name="cox", kind="cox"),
-                ModelSpec(name="random_survival_forest", kind="random_survival_forest"),
-                ModelSpec(name="gradient_boosting", kind="gradient_boosting_survival"),
-                ModelSpec(name="clinical_cox", kind="cox", clinical_only=True),
-            )
-        return (
-            ModelSpec(name="logistic", kind="logistic"),
-            ModelSpec(name="gradient_boosting", kind="gradient_boosting"),
-            ModelSpec(name="random_forest", kind="random_forest"),
-            ModelSpec(name="clinical_logistic", kind="logistic", clinical_only=True),
+        return tuple(
+            ModelSpec(name=name, kind=cast(ModelKind, kind), clinical_only=clinical)
+            for name, kind, clinical in default_models(survival)
         )
 
 
@@ -215,7 +196,6 @@ def parameter_problems(config: StudyConfig) -> list[str]:
     before any data is read: unknown names (with the names there are), and values the
     estimator's own constraints (scikit-learn) or type hints (hepablate's) refuse. One
     line per problem, naming the field."""
-    from hepablate.models.baselines import make_model
     from hepablate.study.pipeline import make_selector  # the estimators the study builds
 
     problems = []

@@ -167,7 +167,7 @@ def check_folds(data: StudyData, config: StudyConfig) -> list[str]:
 
     from sklearn.model_selection import ParameterGrid
 
-    from hepablate.models.baselines import DEFAULT_GRIDS
+    from hepablate.models import DEFAULT_GRIDS
     from hepablate.study.pipeline import inner_splits
     from hepablate.study.run import outer_splits
 

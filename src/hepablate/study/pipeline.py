@@ -24,7 +24,8 @@ from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedGroup
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from hepablate.models.baselines import DEFAULT_GRIDS, make_model
+from hepablate import selection
+from hepablate.models.registry import DEFAULT_GRIDS, make_model
 from hepablate.study.config import ModelSpec, SelectionStep
 
 __all__ = [
@@ -100,22 +101,8 @@ def unknown_categories_quiet() -> Iterator[None]:
 
 
 def make_selector(step: SelectionStep, icc: dict[str, float], force: tuple[str, ...]) -> Any:
-    from hepablate import selection
-
-    classes = {
-        "near_zero_variance": selection.NearZeroVariance,
-        "reproducible": selection.Reproducible,
-        "univariate": selection.Univariate,
-        "redundancy": selection.Redundancy,
-        "mrmr": selection.MRMR,
-        "embedded": selection.Embedded,
-        "wrapper": selection.Wrapper,
-        "stability": selection.StabilitySelection,
-    }
-    params = dict(step.params)
-    if step.method == "reproducible":
-        params.setdefault("icc", icc)
-    return classes[step.method](force=force, **params)
+    """The selector of a config step (``hepablate.selection.SELECTORS``)."""
+    return selection.make_selector(step.method, step.params, icc=icc, force=force)
 
 
 def selector_names(steps: tuple[SelectionStep, ...]) -> list[str]:
@@ -179,7 +166,7 @@ def make_tuned_model(
 ) -> GridSearchCV | Untuned:
     """The model in a grid search over the given inner folds (see ``inner_splits``); a grid
     with a single combination is fitted directly (``Untuned``)."""
-    grid = spec.grid if spec.grid is not None else DEFAULT_GRIDS[spec.kind]
+    grid = dict(spec.grid if spec.grid is not None else DEFAULT_GRIDS[spec.kind])
     combinations = list(ParameterGrid(grid))
     if len(combinations) == 1:
         return Untuned(make_model(spec.kind, seed), combinations[0])
