@@ -1,10 +1,16 @@
-"""What every job test needs: a Progress that records what it was told."""
+"""What the job tests share: a Progress that records what it was told, and a small study."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import yaml
+
+if TYPE_CHECKING:
+    from hepablate.app import TrainResult
 
 
 @dataclass
@@ -56,3 +62,53 @@ def assert_counted(counts: list[tuple[int, int]], total: int) -> None:
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
+
+
+# A small tabular study: fast to run, still every output of a run (bundle included).
+STUDY = {
+    "name": "app test study",
+    "endpoint": "rfs_24m",
+    "selection": [{"method": "near_zero_variance"}],
+    "models": [{"name": "logistic", "kind": "logistic"}],
+    "validation": {"folds": 3, "repeats": 1, "inner_folds": 3, "bootstrap": 50},
+    "workers": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def tabular_features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The FeatureTable of a virtual cohort of 80 patients without images."""
+    from hepablate.app import extract_cohort, simulate
+    from hepablate.simulate.generate import SimulationConfig
+
+    folder = tmp_path_factory.mktemp("app")
+    simulate(SimulationConfig(n=80, seed=7, images=False), folder / "cohort", workers=1)
+    return extract_cohort(folder / "cohort", folder / "features.parquet", workers=1).out
+
+
+@pytest.fixture(scope="session")
+def study_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "study.yaml"
+    path.write_text(yaml.safe_dump(STUDY), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Trained:
+    """A train job's result and what it recorded of its progress."""
+
+    result: TrainResult
+    progress: Recorder
+
+
+@pytest.fixture(scope="session")
+def trained(
+    tabular_features: Path, study_config: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Trained:
+    from hepablate.app import train
+
+    progress = Recorder()
+    out = tmp_path_factory.mktemp("run") / "run"
+    return Trained(
+        train(tabular_features, study_config, out, report=False, progress=progress), progress
+    )

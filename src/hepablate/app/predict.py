@@ -9,7 +9,7 @@ from pathlib import Path
 from hepablate.app.progress import NO_PROGRESS, Progress
 from hepablate.app.validate import load_valid_cohort
 from hepablate.bundle import BundleError, Trust, load_bundle
-from hepablate.bundle.predict import predict_cohort
+from hepablate.bundle import predict as bundle_predict
 from hepablate.outputs import check_output_file, staged_file
 from hepablate.schemas import Prediction, dump_json
 
@@ -69,7 +69,10 @@ def predict(
     progress.part(accepted)
     cohort = load_valid_cohort(patient, progress)
     progress.step("predicting")
-    prediction = predict_cohort(bundle, cohort, allow_imputed_margin=allow_imputed_margin)
+    # through the module, at call time: a test stands in for the extraction of a patient
+    prediction = bundle_predict.predict_cohort(
+        bundle, cohort, allow_imputed_margin=allow_imputed_margin
+    )
     with staged_file(out) as partial:
         partial.write_text(dump_json(prediction), encoding="utf-8")
     return PredictResult(out, accepted, prediction)
