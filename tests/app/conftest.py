@@ -70,7 +70,7 @@ STUDY = {
     "endpoint": "rfs_24m",
     "selection": [{"method": "near_zero_variance"}],
     "models": [{"name": "logistic", "kind": "logistic"}],
-    "validation": {"folds": 3, "repeats": 1, "inner_folds": 3, "bootstrap": 50},
+    "validation": {"folds": 3, "repeats": 1, "inner_folds": 3, "bootstrap": 100},
     "workers": 1,
 }
 
