@@ -12,8 +12,8 @@ import pytest
 from hepablate.app import StudyPlan, train
 from hepablate.outputs import OutputError
 from hepablate.schemas import read_metrics
-from hepablate.study.config import StudyConfigError
-from tests.app.conftest import Recorder, Trained, assert_counted
+from hepablate.study.config import StudyConfig, StudyConfigError
+from tests.app.conftest import STUDY, Recorder, Trained, assert_counted
 
 pytestmark = pytest.mark.slow  # a study and its bundle, built once
 
@@ -64,8 +64,10 @@ def test_progress_the_plan_first_then_the_fits_counted_to_the_end(trained: Train
     assert steps.index("validating") < steps.index("writing the outputs")
     plan_at = progress.calls.index(("part", trained.result.plan))
     assert plan_at < progress.calls.index(("step", "validating"))
-    # 3 folds and the refit on all rows
-    assert_counted(progress.counts("validating"), 4)
+    # every outer fold, the label-permutation runs on the first repeat's folds, the refit
+    validation = StudyConfig.model_validate(STUDY).validation
+    folds = validation.folds * validation.repeats
+    assert_counted(progress.counts("validating"), folds * (1 + validation.permutations) + 1)
 
 
 def test_input_errors_come_before_any_work(
