@@ -66,8 +66,8 @@ def test_progress_the_plan_first_then_the_fits_counted_to_the_end(trained: Train
     assert plan_at < progress.calls.index(("step", "validating"))
     # every outer fold, the label-permutation runs on the first repeat's folds, the refit
     validation = StudyConfig.model_validate(STUDY).validation
-    folds = validation.folds * validation.repeats
-    assert_counted(progress.counts("validating"), folds * (1 + validation.permutations) + 1)
+    total = validation.folds * (validation.repeats + validation.permutations) + 1
+    assert_counted(progress.counts("validating"), total)
 
 
 def test_input_errors_come_before_any_work(
