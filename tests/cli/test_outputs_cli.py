@@ -110,18 +110,18 @@ def test_a_demo_rerun_replaces_the_earlier_demo_whole_and_keeps_other_files(
     they write): a rerun replaces the earlier demo, a failed one leaves it as it was."""
     import importlib
 
-    import typer
+    from hepablate.study.config import StudyConfigError
 
-    # `hepablate.cli.demo` as an attribute is the command; the module is in sys.modules
-    demo_module = importlib.import_module("hepablate.cli.demo")
+    # `hepablate.app.demo` as an attribute is the job; the module is in sys.modules
+    demo_module = importlib.import_module("hepablate.app.demo")
 
-    def steps(console: Any, out: Path, *, n: int, seed: int, workers: int) -> dict[str, float]:
+    def steps(out: Path, *, n: int, seed: int, workers: int, progress: Any) -> list[Any]:
         (out / "cohort").mkdir()
         (out / "cohort" / "patients.csv").write_text(f"n={n}", encoding="utf-8")
         (out / "prediction.json").write_text("{}", encoding="utf-8")
         if n == 21:
-            raise typer.Exit(2)  # a step that refused its input
-        return {"simulate": 1.0}
+            raise StudyConfigError("a step that refused its input")
+        return []
 
     monkeypatch.setattr(demo_module, "_steps", steps)
     out = tmp_path / "demo"
@@ -132,6 +132,6 @@ def test_a_demo_rerun_replaces_the_earlier_demo_whole_and_keeps_other_files(
     assert (out / "my_notes.txt").read_text(encoding="utf-8") == "mine"
 
     failed = runner.invoke(app, ["demo", "--out", str(out), "--n", "21"])
-    assert failed.exit_code == 2
+    _an_input_error(failed, "a step that refused its input")
     assert (out / "cohort" / "patients.csv").read_text(encoding="utf-8") == "n=22"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # no staging left

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hepablate.cli.validate import EXIT_INVALID
+from hepablate.cli._errors import EXIT_INVALID
 
 __all__ = ["bundle_app"]
 

@@ -1,37 +1,20 @@
-"""``hepablate demo``: the whole pipeline on a virtual cohort, through the same commands a user
+"""``hepablate demo``: the whole pipeline on a virtual cohort, through the same jobs a user
 runs: simulate, extract, train (baselines and the multimodal network on the same folds, the
-report and the bundle), then predict for a new virtual patient."""
+report and the bundle), then predict for a new virtual patient (:func:`hepablate.app.demo`)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from hepablate.cli.validate import EXIT_INVALID
+from hepablate.cli._errors import input_errors
+from hepablate.cli._progress import progress_bar
 
 __all__ = ["demo"]
-
-# The new patient is drawn with another seed than the cohort's: a patient no model has seen.
-NEW_PATIENT_SEED_OFFSET = 10_000
-# Everything the demo writes into OUT (features.cache: the extraction's per-patient cache).
-DEMO_OUTPUTS = frozenset(
-    {
-        "cohort",
-        "features.parquet",
-        "features.cache",
-        "study.yaml",
-        "study",
-        "new_patient",
-        "prediction.json",
-    }
-)
 
 
 def demo(
@@ -59,32 +42,18 @@ def demo(
     works in a folder beside OUT that takes OUT's place when every step is done, so a rerun
     replaces an earlier demo whole.
     """
-    from hepablate.outputs import OutputError, check_output_dir, staged_dir
+    from hepablate.app import demo as run_demo
 
     console = Console(highlight=False, soft_wrap=True)
-    try:
-        check_output_dir(out, "demo", overwrite=overwrite, names=DEMO_OUTPUTS)
-        with staged_dir(out, "demo", overwrite=overwrite, names=DEMO_OUTPUTS) as stage:
-            console.print(f"working in {stage}; it becomes {out} when the demo is complete")
-            seconds = _steps(console, stage, n=n, seed=seed, workers=workers)
-    except OutputError as exc:
-        console.print(f"[red]ERROR[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
+    with input_errors(console), progress_bar(lambda part: _show(console, part)) as progress:
+        result = run_demo(
+            out, n=n, seed=seed, workers=workers, overwrite=overwrite, progress=progress
+        )
+    seconds = result.seconds
     table = Table(title=f"hepablate demo: {sum(seconds.values()) / 60:.1f} min")
     table.add_column("what")
     table.add_column("where")
-    for what, where in (
-        ("virtual cohort (truth.csv: the simulator's truth)", out / "cohort"),
-        ("preview slices", out / "cohort" / "preview"),
-        ("features", out / "features.parquet"),
-        ("study config as run", out / "study.yaml"),
-        ("study report", out / "study" / "report.html"),
-        ("study report (PDF)", out / "study" / "report.pdf"),
-        ("metrics with CIs", out / "study" / "metrics.json"),
-        ("model bundle", out / "study" / "bundle"),
-        ("new patient", out / "new_patient"),
-        ("prediction", out / "prediction.json"),
-    ):
+    for what, where in result.places:
         table.add_row(what, str(where))
     console.print(table)
     console.print(
@@ -92,47 +61,35 @@ def demo(
     )
 
 
-def _steps(console: Console, out: Path, *, n: int, seed: int, workers: int) -> dict[str, float]:
-    """The five steps into ``out``; the seconds each took."""
-    from hepablate import configs
-    from hepablate.cli.extract import extract
-    from hepablate.cli.predict import predict
-    from hepablate.cli.simulate import simulate
-    from hepablate.cli.train import train
-
-    cohort, features, run = out / "cohort", out / "features.parquet", out / "study"
-    new_patient, prediction = out / "new_patient", out / "prediction.json"
-    study = configs.path("virtual_ltp_24m")
-    settings = yaml.safe_load(study.read_text(encoding="utf-8"))
-    settings["validation"]["repeats"] = 1  # three repeats would take the demo past 15 minutes
-    demo_study = out / "study.yaml"
-    demo_study.write_text(
-        f"# {study.name} with one repeat (hepablate demo)\n" + yaml.safe_dump(settings),
-        encoding="utf-8",
+def _show(console: Console, part: object) -> None:
+    """A step of the demo as its own command prints it, under the step's title."""
+    from hepablate.app import (
+        DemoStarted,
+        DemoStep,
+        ExtractResult,
+        PredictResult,
+        SimulateResult,
+        TrainResult,
     )
-    seconds: dict[str, float] = {}
+    from hepablate.cli.extract import print_extraction
+    from hepablate.cli.predict import print_accepted, print_prediction
+    from hepablate.cli.simulate import print_simulation
+    from hepablate.cli.train import print_plan, print_training
 
-    def step(name: str) -> float:
-        console.rule(f"[bold]{name}")
-        return time.perf_counter()
-
-    start = step(f"1/5 simulate {n} patients")
-    simulate(out=cohort, n=n, seed=seed, preview=True, workers=workers)
-    seconds["simulate"] = time.perf_counter() - start
-
-    start = step("2/5 extract features (light config)")
-    extract(cohort, out=features, workers=workers, config_file=configs.path("light_extraction"))
-    seconds["extract"] = time.perf_counter() - start
-
-    start = step("3/5 train: selection, baselines and the multimodal network, report, bundle")
-    train(features, config_file=demo_study, out=run)
-    seconds["train"] = time.perf_counter() - start
-
-    start = step("4/5 a new virtual patient")
-    simulate(out=new_patient, n=1, seed=seed + NEW_PATIENT_SEED_OFFSET, workers=1)
-    seconds["new patient"] = time.perf_counter() - start
-
-    start = step("5/5 predict for the new patient")
-    predict(run / "bundle", new_patient, out=prediction)
-    seconds["predict"] = time.perf_counter() - start
-    return seconds
+    if isinstance(part, DemoStarted):
+        console.print(f"working in {part.stage}; it becomes {part.out} when the demo is complete")
+        return
+    if not isinstance(part, DemoStep):
+        return
+    console.rule(f"[bold]{part.title}")
+    result = part.result
+    if isinstance(result, SimulateResult):
+        print_simulation(Console(highlight=False), result)  # as `hepablate simulate` prints it
+    elif isinstance(result, ExtractResult):
+        print_extraction(console, result)
+    elif isinstance(result, TrainResult):
+        print_plan(console, result.plan)
+        print_training(console, result)
+    elif isinstance(result, PredictResult):
+        print_accepted(console, result.bundle)
+        print_prediction(console, result)

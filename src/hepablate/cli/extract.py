@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from hepablate.cli._errors import input_errors
 from hepablate.cli._progress import progress_bar
-from hepablate.cli.validate import EXIT_INVALID, load_cohort_or_exit
 
-__all__ = ["extract"]
+if TYPE_CHECKING:
+    from hepablate.app import ExtractResult
+
+__all__ = ["extract", "print_extraction"]
 
 
 def extract(
@@ -60,54 +61,28 @@ def extract(
     extracts what changed, and a run that was stopped resumes. OUT is checked before any work
     and replaced only when the new table is complete.
     """
-    from hepablate.app import extract_features as run_extract
-    from hepablate.bundle import BundleError
-    from hepablate.features.extract import (
-        ExtractionConfig,
-        ExtractionConfigError,
-        load_extraction_config,
-    )
-    from hepablate.features.table import is_feature_table
-    from hepablate.outputs import OutputError, check_output_file, staged_file
-    from hepablate.parallel import SchedulerError
+    from hepablate.app import extract_cohort
 
-    out_console = Console(highlight=False, soft_wrap=True)
-    try:
-        check_output_file(
-            out, overwrite=overwrite, recognise=is_feature_table, what="a FeatureTable"
+    console = Console(highlight=False, soft_wrap=True)
+    with input_errors(console), progress_bar() as progress:
+        result = extract_cohort(
+            cohort_dir,
+            out,
+            config=config_file,
+            register=register,
+            workers=workers,
+            scheduler=scheduler,
+            cache=cache,
+            use_cache=use_cache,
+            overwrite=overwrite,
+            progress=progress,
         )
-    except OutputError as exc:
-        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
-    try:  # the settings before the cohort: reading every image takes a while
-        config = ExtractionConfig() if config_file is None else load_extraction_config(config_file)
-    except ExtractionConfigError as exc:
-        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
-    cohort = load_cohort_or_exit(cohort_dir, out_console)
-    if not register:
-        config = config.model_copy(update={"register_post_ct": False})
-    cache_dir = (cache or out.with_name(out.stem + ".cache")) if use_cache else None
-    try:
-        with progress_bar("extracting patients") as advance:
-            table = run_extract(
-                cohort,
-                config,
-                workers=workers or os.cpu_count() or 1,
-                scheduler=scheduler,
-                cache=cache_dir,
-                progress=advance,
-            )
-    except (SchedulerError, ExtractionConfigError, BundleError) as exc:
-        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
-    try:
-        with staged_file(out) as partial:
-            table.to_parquet(partial)
-    except OutputError as exc:
-        out_console.print(f"[red]ERROR[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
-    _print_summary(out_console, table, out)
+    print_extraction(console, result)
+
+
+def print_extraction(console: Console, result: ExtractResult) -> None:
+    """Where the FeatureTable is, its shape, and what the extraction found wanting."""
+    _print_summary(console, result.table, result.out)
 
 
 def _print_summary(console: Console, table, out: Path) -> None:  # type: ignore[no-untyped-def]

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hepablate.cli.validate import EXIT_INVALID
+from hepablate.cli._errors import input_errors
+from hepablate.cli._progress import progress_bar
 from hepablate.cohort.dicom_import import PatientRule
 
-__all__ = ["import_dicom"]
+if TYPE_CHECKING:
+    from hepablate.app import DicomImportResult
+
+__all__ = ["import_dicom", "print_import"]
 
 
 def import_dicom(
@@ -50,25 +54,33 @@ def import_dicom(
     mask image series (one structure per series, two values such as 0/255), by the names of
     their segments, ROIs, series descriptions or folders: tumour N, ablation N, liver, vessels.
     """
-    from hepablate.cohort.dicom_import import DicomImportError
-    from hepablate.cohort.dicom_import import import_dicom as run_import
+    from hepablate.app import import_dicom as run_import
 
     console = Console(highlight=False, soft_wrap=True)
-    try:
-        result = run_import(source, out, mapping, patient_from=patient_from, mask_names=mask_names)
-    except DicomImportError as exc:
-        for problem in exc.problems:
-            console.print(f"[bold red]ERROR[/] {escape(problem)}")
-        console.print("Nothing was written.")
-        raise typer.Exit(EXIT_INVALID) from None
+    with input_errors(console), progress_bar() as progress:
+        result = run_import(
+            source,
+            out,
+            mapping,
+            patient_from=patient_from,
+            mask_names=mask_names,
+            progress=progress,
+        )
+    print_import(console, result)
+
+
+def print_import(console: Console, result: DicomImportResult) -> None:
+    """The cohort written, where its identities are, and what was not imported."""
+    out, imported = result.out, result.imported
     console.print(
-        f"Wrote a de-identified cohort of {len(result.patients)} patient(s) to "
-        f"{escape(str(out))}; the identity mapping is in {escape(str(mapping))} (keep it private)"
+        f"Wrote a de-identified cohort of {len(imported.patients)} patient(s) to "
+        f"{escape(str(out))}; the identity mapping is in {escape(str(result.mapping))} "
+        "(keep it private)"
     )
-    for line in result.patients:
+    for line in imported.patients:
         console.print(f"  {escape(line)}")
-    for name in result.not_dicom:
+    for name in imported.not_dicom:
         console.print(f"  skipped (not DICOM): {escape(name)}")
-    for note in result.not_imported:
+    for note in imported.not_imported:
         console.print(f"  not imported: {escape(note)}")
     console.print(f"Next: add clinical columns and outcomes, then hepablate validate {out}")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from hepablate.cli.validate import EXIT_INVALID, load_cohort_or_exit
+from hepablate.cli._errors import input_errors, refuse
+from hepablate.cli._progress import progress_bar
 
-__all__ = ["predict"]
+if TYPE_CHECKING:
+    from hepablate.app import BundleAccepted, PredictResult
+
+__all__ = ["predict", "print_accepted", "print_prediction"]
 
 
 def predict(
@@ -58,36 +61,45 @@ def predict(
     missing (imputed), outside the training range or an unseen category are listed under each
     tumour.
     """
-    from hepablate.bundle import BundleError, load_bundle
-    from hepablate.bundle.predict import predict_cohort
-    from hepablate.outputs import OutputError, check_output_file, staged_file
-    from hepablate.schemas import dump_json
-    from hepablate.schemas.prediction import BinaryPrediction
+    from hepablate.app import BundleAccepted, BundleRefusedError
+    from hepablate.app import predict as run_predict
+    from hepablate.bundle import BundleError
 
     console = Console(highlight=False, soft_wrap=True)
-    try:
-        check_output_file(out, overwrite=overwrite, recognise=_is_prediction, what="a prediction")
-    except OutputError as exc:
-        console.print(f"[red]ERROR[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
-    try:
-        bundle = load_bundle(bundle_dir, bundle_id=bundle_id)
-    except BundleError as exc:
-        console.print(f"[red]ERROR[/] bundle refused: {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
-    console.print(f"bundle {bundle.id} accepted: {escape(bundle.trust.describe())}")
-    cohort = load_cohort_or_exit(patient, console)
-    try:
-        prediction = predict_cohort(bundle, cohort, allow_imputed_margin=allow_imputed_margin)
-    except BundleError as exc:
-        console.print(f"[red]ERROR[/] {escape(str(patient))}: {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
-    try:
-        with staged_file(out) as partial:
-            partial.write_text(dump_json(prediction), encoding="utf-8")
-    except OutputError as exc:
-        console.print(f"[red]ERROR[/] {escape(str(exc))}")
-        raise typer.Exit(EXIT_INVALID) from None
+
+    def show(part: object) -> None:
+        if isinstance(part, BundleAccepted):
+            print_accepted(console, part)
+
+    with input_errors(console), progress_bar(show) as progress:
+        try:
+            result = run_predict(
+                bundle_dir,
+                patient,
+                out,
+                bundle_id=bundle_id,
+                allow_imputed_margin=allow_imputed_margin,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        except BundleRefusedError:
+            raise
+        except BundleError as exc:  # this patient cannot be predicted for
+            refuse(console, f"{patient}: {exc}")
+    print_prediction(console, result)
+
+
+def print_accepted(console: Console, accepted: BundleAccepted) -> None:
+    """The bundle's id and why it is trusted."""
+    console.print(f"bundle {accepted.id} accepted: {escape(accepted.trust.describe())}")
+
+
+def print_prediction(console: Console, result: PredictResult) -> None:
+    """The model and its validated performance, then per tumour the prediction, its risk
+    group, main contributions and input checks, the warnings, and where it was written."""
+    from hepablate.schemas.prediction import BinaryPrediction
+
+    prediction = result.prediction
     validation = prediction.validation
     console.print(
         f"model {prediction.bundle.model} ({prediction.bundle.kind}), validated "
@@ -111,13 +123,4 @@ def predict(
             f"[yellow]WARNING[/] {escape(str(warning.patient))}{tumour}, "
             f"{escape(warning.step)}: {escape(warning.reason)}"
         )
-    console.print(f"  prediction: {out}")
-
-
-def _is_prediction(path: Path) -> bool:
-    """Whether ``path`` holds a prediction this command wrote (JSON with its keys)."""
-    try:
-        written = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(written, dict) and {"bundle", "predictions", "validation"} <= set(written)
+    console.print(f"  prediction: {result.out}")

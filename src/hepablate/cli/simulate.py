@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
 import typer
 from rich.console import Console
 
 from hepablate.cli._progress import progress_bar
 
-__all__ = ["simulate"]
+if TYPE_CHECKING:
+    from hepablate.app import SimulateResult
 
+__all__ = ["print_simulation", "simulate"]
+
+# hepablate.app.simulate.PREVIEWS (a test keeps them equal): the help text is made when the
+# command line starts, which imports no job.
 PREVIEWS = 6
 # Below this many patients the cohort's Kaplan-Meier rates and the oracle's AUC and C-index
 # describe a handful of outcomes (one patient: 0% or 100%, and no C-index at all), so the
@@ -48,41 +49,21 @@ def simulate(
     truth, never read by training or prediction), then prints the cohort's rates and the
     oracle's AUC and C-index, measured on what was written.
     """
-    from hepablate.simulate.generate import SimulationConfig, simulate_cohort
-    from hepablate.simulate.oracle import cohort_rates, read_truth
-    from hepablate.simulate.preview import write_preview
-    from hepablate.simulate.shapes import RigidTransform
+    from hepablate.app import simulate as run_simulate
+    from hepablate.simulate.generate import SimulationConfig
 
     if size not in ("small", "full"):
         raise typer.BadParameter("--size must be small or full")
     chosen: Literal["small", "full"] = "small" if size == "small" else "full"
     config = SimulationConfig(n=n, seed=seed, size=chosen, centres=centres, images=not no_images)
-    processes = workers or os.cpu_count() or 1
-    started = time.perf_counter()
-    with progress_bar("simulating patients") as advance:
-        simulate_cohort(config, out, workers=processes, progress=advance)
-    seconds = time.perf_counter() - started
+    with progress_bar() as progress:
+        result = run_simulate(config, out, preview=preview, workers=workers, progress=progress)
+    print_simulation(Console(highlight=False), result)
 
-    if preview and config.images:
-        truth = read_truth(out)
-        for patient_id in sorted({p for p, _ in truth.index})[:PREVIEWS]:
-            row = truth.loc[patient_id].iloc[0]
-            motion = RigidTransform(
-                np.array([float(v) for v in row["motion_matrix"].split()]).reshape(3, 3),
-                np.array([float(v) for v in row["motion_translation_mm"].split()]),
-            )
-            write_preview(
-                out / "images" / patient_id, out / "preview" / f"{patient_id}.png", 1, motion
-            )
 
-    rates = cohort_rates(out)
-    (out / "simulation.json").write_text(
-        json.dumps(
-            {"config": config.model_dump(), "seconds": round(seconds, 1), "rates": rates}, indent=2
-        ),
-        encoding="utf-8",
-    )
-    _print_rates(Console(highlight=False), out, rates, seconds)
+def print_simulation(console: Console, result: SimulateResult) -> None:
+    """Where the cohort is and its rates."""
+    _print_rates(console, result.out, result.rates, result.seconds)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -9,12 +9,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from hepablate.cli._errors import EXIT_INVALID
 from hepablate.cli._progress import progress_bar
-from hepablate.cohort import Cohort, Severity, ValidationReport, validate_cohort
+from hepablate.cohort import Severity, ValidationReport
 
-__all__ = ["EXIT_INVALID", "load_cohort_or_exit", "print_report", "validate"]
-
-EXIT_INVALID = 2
+__all__ = ["EXIT_INVALID", "print_report", "validate"]
 
 _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow"}
 
@@ -33,8 +32,10 @@ def validate(
     Exits 0 when the cohort is valid (warnings allowed) and 2 when it has errors, after
     listing every problem with the patient, file, row and field it concerns.
     """
-    with progress_bar("checking images") as advance:
-        report = validate_cohort(cohort_dir, check_images=images, progress=advance)
+    from hepablate.app import validate as run_validate
+
+    with progress_bar() as progress:
+        report = run_validate(cohort_dir, images=images, progress=progress)
 
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
@@ -44,19 +45,8 @@ def validate(
         raise typer.Exit(EXIT_INVALID)
 
 
-def load_cohort_or_exit(cohort_dir: Path, out: Console) -> Cohort:
-    """The validated cohort, or its problems printed and exit code 2 (what every command that
-    reads a cohort does with an invalid one)."""
-    from hepablate.cohort import CohortValidationError, load_cohort
-
-    try:
-        return load_cohort(cohort_dir)
-    except CohortValidationError as invalid:
-        print_report(invalid.report, out)
-        raise typer.Exit(EXIT_INVALID) from None
-
-
 def print_report(report: ValidationReport, out: Console) -> None:
+    """A validation report as text: the cohort's counts, every problem, the verdict."""
     summary = report.summary
     if summary:
         parts = [f"{summary['patients']} patients"]
