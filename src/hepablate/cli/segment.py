@@ -77,7 +77,8 @@ def train(
     schedule) that --config may override. Stopped (Ctrl-C or a crash), the same command
     resumes from the last finished epoch.
     """
-    from hepablate.cli.validate import load_cohort_or_exit
+    from hepablate.cli._errors import input_errors
+    from hepablate.cohort import load_cohort
     from hepablate.outputs import OutputError, check_output_dir, staged_dir
     from hepablate.segment.bundle import save_segmenter
     from hepablate.segment.errors import SegmentError
@@ -93,7 +94,8 @@ def train(
     try:
         if config is not None:
             overrides = load_overrides(config)
-        cohort = load_cohort_or_exit(cohort_dir, console)
+        with input_errors(console):  # an invalid cohort: its report, exit 2
+            cohort = load_cohort(cohort_dir)
         with _bar("measuring the cohort") as show:
             found = fingerprint(cohort, progress=lambda d, t: show("measuring the cohort", d, t))
         planned = plan(found, overrides, source=str(config or "config"))
