@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from hepablate.imaging.io import Grid
+from hepablate.parallel import run_tasks
 from hepablate.simulate.anatomy import (
     FIELD_OF_VIEW_MM,
     AblationZone,
@@ -288,18 +288,12 @@ def simulate_cohort(
         )
         for i in range(config.n)
     ]
-    results: list[_PatientResult] = []
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(_simulate_patient, tasks, chunksize=1):
-                results.append(result)
-                if progress:
-                    progress(len(results), config.n)
-    else:
-        for task in tasks:
-            results.append(_simulate_patient(task))
-            if progress:
-                progress(len(results), config.n)
+    done: dict[int, _PatientResult] = {}
+    for position, result in run_tasks(_simulate_patient, tasks, workers=workers):
+        done[position] = result
+        if progress:
+            progress(len(done), config.n)
+    results = [done[i] for i in range(len(tasks))]  # the tables in patient order
 
     patients = pd.DataFrame([r.patient for r in results])
     tumours = pd.DataFrame([row for r in results for row in r.tumours])
