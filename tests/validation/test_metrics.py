@@ -337,3 +337,13 @@ def test_roc_and_calibration_points() -> None:
     assert np.allclose(cal["observed"], cal["predicted"], atol=0.1)
     uniform = m.calibration_points(y, p, n_bins=5, strategy="uniform")
     assert uniform["n"][0] == int(np.sum(p < 0.2)) and len(uniform["n"]) == 4  # p < 0.8
+
+
+def test_risk_tertiles_cut_the_scored_risks_in_three_equal_groups() -> None:
+    risk = np.array([np.nan, 9.0, 1.0, 5.0, 3.0, 7.0, np.nan, 2.0, 8.0, 4.0, 6.0])
+    cuts = m.risk_tertiles(risk)
+    assert cuts == pytest.approx([11 / 3, 19 / 3])  # numpy's linear quantiles of 1..9
+    labels = np.searchsorted(cuts, risk[~np.isnan(risk)], side="right")
+    assert np.bincount(labels).tolist() == [3, 3, 3]
+    with pytest.raises(ValueError, match="no scored risk"):
+        m.risk_tertiles([np.nan, np.nan])

@@ -27,6 +27,7 @@ from hepablate.bundle.signing import SIGNATURE, SigningKey, make_signature, user
 from hepablate.models.registry import model_kind
 from hepablate.schemas.manifest import Manifest
 from hepablate.schemas.metrics import BinaryStudySummary, SurvivalStudySummary
+from hepablate.validation.metrics import risk_tertiles
 
 __all__ = [
     "CURVE_MIN_AT_RISK",
@@ -140,9 +141,7 @@ def save_bundle(
     _new_folder(out)
     columns = list(data.X[data.clinical].columns) if spec.clinical_only else list(data.X.columns)
     inputs = data.X[columns]
-    oof = mean_prediction(result.models[name])
-    oof = oof[~np.isnan(oof)]
-    cuts = [float(np.quantile(oof, 1 / 3)), float(np.quantile(oof, 2 / 3))]
+    cuts = risk_tertiles(mean_prediction(result.models[name]))
     scored = summary.models[name]
     ranges, levels = _training_domain(inputs)
     files: dict[str, bytes] = {

@@ -107,7 +107,7 @@ def _survival(result: StudyResult, run: ModelRun, rows: np.ndarray) -> dict[str,
     survival = None
     if run.survival is not None:
         survival = _over_repeats(run.survival)[rows]
-    cutoffs = [float(q) for q in np.quantile(risk[scored], [1 / 3, 2 / 3])]
+    cutoffs = m.risk_tertiles(risk[scored])
     return {
         "metrics": m.survival_metrics(
             time,

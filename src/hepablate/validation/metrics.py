@@ -16,7 +16,7 @@ from hepablate.validation.binary import (
     roc_points,
 )
 from hepablate.validation.bootstrap import cluster_bootstrap_indices
-from hepablate.validation.survival import risk_groups, survival_metrics
+from hepablate.validation.survival import risk_groups, risk_tertiles, survival_metrics
 
 __all__ = [
     "binary_metrics",
@@ -25,6 +25,7 @@ __all__ = [
     "decision_curve",
     "delong_test",
     "risk_groups",
+    "risk_tertiles",
     "roc_points",
     "survival_metrics",
 ]

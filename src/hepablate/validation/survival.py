@@ -16,7 +16,7 @@ import numpy as np
 
 from hepablate.validation.bootstrap import bootstrap_info, check_level, finite_or_none, with_cis
 
-__all__ = ["risk_groups", "survival_metrics"]
+__all__ = ["risk_groups", "risk_tertiles", "survival_metrics"]
 
 # What scikit-survival raises on data it cannot score (times out of range, no comparable pairs).
 SKSURV_ERRORS = (ValueError, ZeroDivisionError)
@@ -161,6 +161,16 @@ def _group_names(count: int) -> list[str]:
     if count == 2:
         return ["low", "high"]
     return [f"group {i + 1}" for i in range(count)]
+
+
+def risk_tertiles(risk: Any) -> list[float]:
+    """The two cut-offs of the low, middle and high risk groups: the tertiles of the scored
+    (non-NaN) risks. The one rule of the study's risk groups and of a bundle's."""
+    values = np.asarray(risk, dtype=float).ravel()
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        raise ValueError("no scored risk to split into tertiles")
+    return [float(q) for q in np.quantile(values, [1 / 3, 2 / 3])]
 
 
 def risk_groups(time: Any, event: Any, risk: Any, cutoffs: Any) -> dict[str, Any]:
