@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 from threadpoolctl import threadpool_info
@@ -20,6 +22,16 @@ def _worker(_: int) -> tuple[int, str | None, list[int]]:
     return os.getpid(), os.environ.get("OMP_NUM_THREADS"), threads
 
 
+def _meet(meeting: str) -> int:
+    """Leave this process's pid in the folder and wait (up to 60 s) for another process's."""
+    folder = Path(meeting)
+    (folder / str(os.getpid())).touch()
+    deadline = time.monotonic() + 60
+    while len(list(folder.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()
+
+
 def _fail_on_three(x: int) -> int:
     if x == 3:
         raise ValueError(f"task {x} is bad")
@@ -34,14 +46,17 @@ def test_every_task_comes_back_once_with_its_position_and_the_serial_result() ->
     assert dict(pooled) == serial == {i: i * i for i in tasks}
 
 
-def test_the_pool_is_reused_and_its_workers_use_one_thread() -> None:
-    first = [r for _, r in run_tasks(_worker, list(range(6)), workers=2)]
-    second = [r for _, r in run_tasks(_worker, list(range(6)), workers=2)]
-    pids = {pid for pid, _, _ in first}
-    assert os.getpid() not in pids
-    assert 1 <= len(pids) <= 2
-    assert {pid for pid, _, _ in second} <= pids  # no new workers were started
-    for _, omp, threads in first + second:
+def test_the_pool_is_reused_and_its_workers_use_one_thread(tmp_path: Path) -> None:
+    calls = []
+    for call in range(3):
+        meeting = tmp_path / str(call)
+        meeting.mkdir()
+        calls.append({pid for _, pid in run_tasks(_meet, [str(meeting)] * 2, workers=2)})
+    # Each call's two tasks wait for each other, so both workers of the pool take part; a new
+    # pool per call would show new processes.
+    assert calls[0] == calls[1] == calls[2]
+    assert len(calls[0]) == 2 and os.getpid() not in calls[0]
+    for _, omp, threads in [r for _, r in run_tasks(_worker, list(range(4)), workers=2)]:
         assert omp == "1"
         assert all(n == 1 for n in threads)
 
