@@ -49,6 +49,11 @@ class Anatomy:
     capsule_distance: Array  # distance (mm) to the liver surface, inside >0, on a 2 mm grid
     capsule_origin: Array
     capsule_spacing_mm: float
+    # The map's voxels within each [low, high] depth asked for: placing a tumour asks the same
+    # two or three ranges hundreds of times, and a scan of the whole map dominated its time.
+    _depth_voxels: dict[tuple[float, float], Array] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def depth_mm(self, points: Array) -> Array:
         """Signed depth below the liver capsule (positive inside), trilinear on the 2 mm map."""
@@ -61,9 +66,11 @@ class Anatomy:
         self, rng: np.random.Generator, low_mm: float, high_mm: float
     ) -> Array | None:
         """A random point whose depth below the capsule is within [low, high] mm."""
-        fits = np.flatnonzero(
-            (self.capsule_distance.ravel() >= low_mm) & (self.capsule_distance.ravel() <= high_mm)
-        )
+        fits = self._depth_voxels.get((low_mm, high_mm))
+        if fits is None:
+            depth = self.capsule_distance.ravel()
+            fits = np.flatnonzero((depth >= low_mm) & (depth <= high_mm))
+            self._depth_voxels[(low_mm, high_mm)] = fits
         if fits.size == 0:
             return None
         index = np.unravel_index(int(rng.choice(fits)), self.capsule_distance.shape)

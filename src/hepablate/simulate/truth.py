@@ -59,20 +59,24 @@ def measure_tumour(tumour: TumourSite, zone: AblationZone, anatomy: Anatomy) -> 
     # Signed distance from each tumour-surface voxel to the zone surface (positive inside the
     # zone): the distance to the nearest voxel across the zone boundary, less half a voxel.
     surface = in_tumour & ~ndimage.binary_erosion(in_tumour)
-    zone_edge = in_zone & ~ndimage.binary_erosion(in_zone)
-    outside_edge = ~in_zone & ndimage.binary_dilation(in_zone)
     where = np.argwhere(surface) * TRUTH_SPACING_MM
     inside_zone = in_zone[surface]
-    signed = np.full(len(where), -_PAD_MM)
+    # Only the minimum counts. A surface voxel outside the zone is at least a voxel from every
+    # zone voxel (a distance <= 0), one inside at least a voxel from every voxel outside (>= 0):
+    # with any surface outside the zone, the voxels inside cannot hold the minimum, and their
+    # distances (half of this function's time) are not computed.
     half = TRUTH_SPACING_MM / 2.0
-    if outside_edge.any() and inside_zone.any():
+    if (~inside_zone).any():
+        signed = np.full(int((~inside_zone).sum()), -_PAD_MM)
+        zone_edge = in_zone & ~ndimage.binary_erosion(in_zone)
+        if zone_edge.any():
+            tree = cKDTree(np.argwhere(zone_edge) * TRUTH_SPACING_MM)
+            signed = -(tree.query(where[~inside_zone])[0] - half)
+    elif (outside_edge := ~in_zone & ndimage.binary_dilation(in_zone)).any():
         tree = cKDTree(np.argwhere(outside_edge) * TRUTH_SPACING_MM)
-        signed[inside_zone] = tree.query(where[inside_zone])[0] - half
-    elif inside_zone.any():
-        signed[inside_zone] = _PAD_MM  # the zone fills the whole box around the tumour
-    if zone_edge.any() and (~inside_zone).any():
-        tree = cKDTree(np.argwhere(zone_edge) * TRUTH_SPACING_MM)
-        signed[~inside_zone] = -(tree.query(where[~inside_zone])[0] - half)
+        signed = tree.query(where)[0] - half
+    else:
+        signed = np.full(len(where), _PAD_MM)  # the zone fills the whole box around the tumour
     margin = float(np.clip(signed.min(), -_PAD_MM, _PAD_MM))
 
     voxel_ml = TRUTH_SPACING_MM**3 / 1000.0
