@@ -247,3 +247,121 @@ def _images_directory(path: Path) -> str:
     if not isinstance(images, dict):
         raise SegmentError(f"{path}: declares no images")
     return str(images.get("directory", "images"))
+
+
+EVALUATION_FILE = "evaluation.json"
+
+
+@segment_app.command("evaluate")
+def evaluate(
+    bundle: Annotated[Path, typer.Argument(help="The segmentation bundle folder.")],
+    cohort_dir: Annotated[
+        Path, typer.Argument(help="A cohort with manual masks (the folder holding cohort.yaml).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The evaluation file to write.")] = Path(
+        EVALUATION_FILE
+    ),
+    predicted: Annotated[
+        Path | None,
+        typer.Option(
+            "--predicted",
+            help="Read the masks from this folder (as segment predict writes them for a cohort: "
+            "DIR/images/<patient>/) instead of segmenting.",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a file hepablate did not write.")
+    ] = False,
+) -> None:
+    """Compare the bundle's masks with the cohort's manual ones: liver Dice, HD95 and mean
+    surface distance; tumour and zone Dice, lesion detection by size, false positives; the
+    error of each tumour's minimal ablative margin."""
+    from hepablate.cli._errors import input_errors
+    from hepablate.cohort import load_cohort
+    from hepablate.outputs import OutputError, check_output_file, staged_file
+    from hepablate.schemas import dump_json
+    from hepablate.segment.bundle import load_segmenter
+    from hepablate.segment.errors import SegmentError
+    from hepablate.segment.evaluate import evaluate_segmenter, is_segment_evaluation
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        check_output_file(
+            out, overwrite=overwrite, recognise=is_segment_evaluation, what="an evaluation"
+        )
+        segmenter = load_segmenter(bundle)
+        with input_errors(console):  # an invalid cohort: its report, exit 2
+            cohort = load_cohort(cohort_dir)
+        with _bar("evaluating") as show:
+            evaluation = evaluate_segmenter(
+                segmenter,
+                cohort,
+                predicted=predicted,
+                progress=lambda done, total: show("evaluating", done, total),
+            )
+    except (OutputError, SegmentError) as exc:
+        _refuse(str(exc))
+    with staged_file(out) as stage:
+        stage.write_text(dump_json(evaluation), encoding="utf-8")
+    _print_evaluation(console, evaluation)
+    console.print(f"Wrote {escape(str(out))}")
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _summary(summary: Any, digits: int = 3) -> str:
+    """``median [q1, q3]; mean (CI)`` of a ``schemas.segmentation.Summary``."""
+    if summary.n == 0:
+        return "-"
+    text = f"{_number(summary.median, digits)} [{_number(summary.q1, digits)}, "
+    text += f"{_number(summary.q3, digits)}]; mean {_number(summary.mean, digits)}"
+    if summary.mean_ci is not None:
+        low, high = summary.mean_ci
+        text += f" ({_number(low, digits)} to {_number(high, digits)})"
+    return text
+
+
+def _print_evaluation(console: Console, evaluation: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Segmentation against the manual masks: median [IQR]; mean (95% CI)")
+    table.add_column("task")
+    table.add_column("measure")
+    table.add_column("value")
+    for name, task in evaluation.tasks.items():
+        label = f"{name} ({len(task.cases)} patients)"
+        if task.liver is not None:
+            table.add_row(label, "liver Dice", _summary(task.liver.dice))
+            table.add_row("", "liver HD95 (mm)", _summary(task.liver.hd95_mm, 1))
+            table.add_row("", "liver mean surface distance (mm)", _summary(task.liver.asd_mm, 2))
+            label = ""
+        lesions = task.lesions
+        table.add_row(label, f"{task.lesion_name} Dice, global", _number(lesions.global_dice))
+        table.add_row("", f"{task.lesion_name} Dice, per case", _summary(lesions.dice))
+        for size in lesions.recall_by_size:
+            table.add_row(
+                "",
+                f"{task.lesion_name} recall, {size.size}",
+                f"{_number(size.recall, 2)} ({size.detected}/{size.lesions})",
+            )
+        table.add_row("", "false positives per case", _number(lesions.false_positives_per_case, 2))
+        table.add_row("", f"Dice of detected {task.lesion_name}s", _summary(lesions.detected_dice))
+    margins = evaluation.margins
+    if margins is not None:
+        error = margins.absolute_error_mm
+        text = "-"
+        if error.n:
+            text = f"median {_number(error.median, 2)}"
+            if error.median_ci is not None:
+                text += f" ({_number(error.median_ci[0], 2)} to {_number(error.median_ci[1], 2)})"
+        table.add_row("margin", "absolute error of the minimal margin (mm)", text)
+        table.add_row(
+            "",
+            "tumours measured / missed / not measured",
+            f"{margins.measured} / {margins.missed} / {margins.not_measured}",
+        )
+    console.print(table)
+    for name, why in evaluation.skipped.items():
+        console.print(f"task {name}: not evaluated ({escape(why)})")
