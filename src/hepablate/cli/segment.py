@@ -311,57 +311,72 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _summary(summary: Any, digits: int = 3) -> str:
-    """``median [q1, q3]; mean (CI)`` of a ``schemas.segmentation.Summary``."""
+def _summary(summary: Any, digits: int = 3) -> tuple[str, str, str]:
+    """``n``, ``median [q1, q3]`` and ``mean (CI)`` of a ``schemas.segmentation.Summary``."""
     if summary.n == 0:
-        return "-"
-    text = f"{_number(summary.median, digits)} [{_number(summary.q1, digits)}, "
-    text += f"{_number(summary.q3, digits)}]; mean {_number(summary.mean, digits)}"
+        return "0", "-", "-"
+    median = f"{_number(summary.median, digits)} [{_number(summary.q1, digits)}, "
+    median += f"{_number(summary.q3, digits)}]"
+    mean = _number(summary.mean, digits)
     if summary.mean_ci is not None:
         low, high = summary.mean_ci
-        text += f" ({_number(low, digits)} to {_number(high, digits)})"
-    return text
+        mean += f" ({_number(low, digits)} to {_number(high, digits)})"
+    return str(summary.n), median, mean
 
 
 def _print_evaluation(console: Console, evaluation: Any) -> None:
     from rich.table import Table
 
-    table = Table(title="Segmentation against the manual masks: median [IQR]; mean (95% CI)")
+    table = Table(title="Segmentation against the manual masks")
     table.add_column("task")
     table.add_column("measure")
-    table.add_column("value")
+    for column in ("n", "value or median [IQR]", "mean (95% CI)"):
+        table.add_column(column, no_wrap=True)
     for name, task in evaluation.tasks.items():
-        label = f"{name} ({len(task.cases)} patients)"
+        label = name
+        lesions, lesion = task.lesions, task.lesion_name
+        rows: list[tuple[str, tuple[str, str, str]]] = []
         if task.liver is not None:
-            table.add_row(label, "liver Dice", _summary(task.liver.dice))
-            table.add_row("", "liver HD95 (mm)", _summary(task.liver.hd95_mm, 1))
-            table.add_row("", "liver mean surface distance (mm)", _summary(task.liver.asd_mm, 2))
-            label = ""
-        lesions = task.lesions
-        table.add_row(label, f"{task.lesion_name} Dice, global", _number(lesions.global_dice))
-        table.add_row("", f"{task.lesion_name} Dice, per case", _summary(lesions.dice))
-        for size in lesions.recall_by_size:
-            table.add_row(
-                "",
-                f"{task.lesion_name} recall, {size.size}",
-                f"{_number(size.recall, 2)} ({size.detected}/{size.lesions})",
-            )
-        table.add_row("", "false positives per case", _number(lesions.false_positives_per_case, 2))
-        table.add_row("", f"Dice of detected {task.lesion_name}s", _summary(lesions.detected_dice))
+            rows += [
+                ("liver Dice", _summary(task.liver.dice)),
+                ("liver HD95 (mm)", _summary(task.liver.hd95_mm, 1)),
+                ("liver mean surface distance (mm)", _summary(task.liver.asd_mm, 2)),
+            ]
+        rows += [
+            (f"{lesion} Dice, all voxels pooled", ("", _number(lesions.global_dice), "")),
+            (f"{lesion} Dice per case", _summary(lesions.dice)),
+        ]
+        rows += [
+            (f"{lesion} recall, {b.size}", (str(b.lesions), _number(b.recall, 2), ""))
+            for b in lesions.recall_by_size
+        ]
+        rows += [
+            (
+                "false positives per case",
+                (str(len(task.cases)), _number(lesions.false_positives_per_case, 2), ""),
+            ),
+            (f"Dice of each detected {lesion}", _summary(lesions.detected_dice)),
+        ]
+        for number, (measure, values) in enumerate(rows):
+            table.add_row(label if number == 0 else "", measure, *values)
     margins = evaluation.margins
     if margins is not None:
-        error = margins.absolute_error_mm
-        text = "-"
-        if error.n:
-            text = f"median {_number(error.median, 2)}"
-            if error.median_ci is not None:
-                text += f" ({_number(error.median_ci[0], 2)} to {_number(error.median_ci[1], 2)})"
-        table.add_row("margin", "absolute error of the minimal margin (mm)", text)
         table.add_row(
-            "",
-            "tumours measured / missed / not measured",
-            f"{margins.measured} / {margins.missed} / {margins.not_measured}",
+            "margin",
+            "|auto - manual| minimal margin (mm)",
+            *_summary(margins.absolute_error_mm, 2),
+        )
+        table.add_row("", "auto - manual (mm)", *_summary(margins.signed_error_mm, 2))
+        table.add_row("", "tumours missed", str(len(margins.tumours)), str(margins.missed), "")
+        table.add_row(
+            "", "tumours not measured", str(len(margins.tumours)), str(margins.not_measured), ""
         )
     console.print(table)
+    if margins is not None and margins.absolute_error_mm.median_ci is not None:
+        low, high = margins.absolute_error_mm.median_ci
+        console.print(
+            f"median absolute margin error {_number(margins.absolute_error_mm.median, 2)} mm "
+            f"(95% CI {_number(low, 2)} to {_number(high, 2)})"
+        )
     for name, why in evaluation.skipped.items():
         console.print(f"task {name}: not evaluated ({escape(why)})")

@@ -136,7 +136,7 @@ class MarginEvaluation(Closed):
     zone_rule: str
     measured: int  # tumours with both margins
     missed: int  # a manual margin and none from the automatic masks
-    not_measured: int  # no manual margin (registration failed, no manual zone on the pre grid)
+    not_measured: int  # no manual margin (failed registration or fit, no zone on the pre grid)
     absolute_error_mm: Summary
     signed_error_mm: Summary
     tumours: list[MarginRecord]

@@ -16,8 +16,9 @@ that the registration's error is not in the difference: from the manual tumour, 
 tumour is the union of the predicted zone's connected components (on the pre grid, after the
 registration) that overlap the tumour's manual zone; matching predicted zones to tumours without
 the manual masks is the job of ``segment predict``, and is not measured here. A tumour whose
-predicted tumour or zone is not found is *missed*; a failed registration, or a manual zone that
-leaves nothing on the pre grid, leaves the tumour *not measured*.
+predicted tumour or zone is not found (or whose automatic masks the surface fit fails on) is
+*missed*; a failed registration, a manual zone that leaves nothing on the pre grid or a fit
+that fails on the manual masks leaves the tumour *not measured*.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from hepablate.segment.metrics import (
     CONFIDENCE,
     DETECTION_RULE,
     LesionMatch,
+    dice,
     lesion_instances,
     lesion_records,
     match_lesions,
@@ -215,13 +217,12 @@ def _case(
         scores = surface_scores(predicted.liver, manual.liver, spacing)
         liver_dice, hd95, asd = scores.dice, scores.hd95_mm, scores.asd_mm
     manual_lesion, predicted_lesion = manual.lesions > 0, predicted.lesions > 0
-    lesion_scores = surface_scores(predicted_lesion, manual_lesion, spacing)
     return CaseEvaluation(
         patient=patient,
         liver_dice=liver_dice,
         liver_hd95_mm=hd95,
         liver_asd_mm=asd,
-        lesion_dice=lesion_scores.dice,
+        lesion_dice=dice(predicted_lesion, manual_lesion),
         manual_lesions=len(match.manual_voxels),
         predicted_lesions=match.predicted,
         detected=sum(match.detected.values()),
@@ -245,6 +246,20 @@ class _TaskResult:
 
 def _as_volume(mask: np.ndarray | None, like: Volume) -> Volume | None:
     return None if mask is None else Volume(mask.astype(np.uint8), like.grid)
+
+
+def _margin(
+    tumour: np.ndarray,
+    zone: np.ndarray,
+    spacing: tuple[float, float, float],
+    liver: np.ndarray | None,
+) -> tuple[float | None, str | None]:
+    """The margin, or None and why: a fit that fails loses this tumour's margin only, as in
+    extraction."""
+    try:
+        return minimal_ablative_margin_mm(tumour, zone, spacing, liver=liver), None
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def _margins(patient: str, tumours: _TaskResult, zones: _TaskResult) -> list[MarginRecord]:
@@ -294,30 +309,32 @@ def _margins(patient: str, tumours: _TaskResult, zones: _TaskResult) -> list[Mar
                 )
             )
             continue
-        tumour = tumours.manual.lesions == tumour_id
-        manual = minimal_ablative_margin_mm(tumour, zone, spacing, liver=manual_liver)
+        manual, failure = _margin(tumours.manual.lesions == tumour_id, zone, spacing, manual_liver)
         automatic: float | None = None
         note: str | None = None
         overlapping = np.unique(components[zone & (components > 0)])
-        if not tumours.match.detected[tumour_id]:
+        if manual is None:
+            note = f"the margin from the manual masks failed: {failure}"
+        elif not tumours.match.detected[tumour_id]:
             note = "the tumour was not detected"
         elif overlapping.size == 0:
             note = "no predicted zone overlaps its manual zone"
         else:
-            predicted_tumour = tumours.predicted.lesions == tumours.match.best[tumour_id]
-            automatic = minimal_ablative_margin_mm(
-                predicted_tumour,
+            automatic, failure = _margin(
+                tumours.predicted.lesions == tumours.match.best[tumour_id],
                 np.isin(components, overlapping),
                 spacing,
-                liver=tumours.predicted.liver,
+                tumours.predicted.liver,
             )
+            if automatic is None:
+                note = f"the margin from the automatic masks failed: {failure}"
         records.append(
             MarginRecord(
                 patient=patient,
                 tumour=tumour_id,
                 manual_mm=manual,
                 automatic_mm=automatic,
-                error_mm=None if automatic is None else automatic - manual,
+                error_mm=None if automatic is None or manual is None else automatic - manual,
                 note=note,
             )
         )
