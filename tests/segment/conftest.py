@@ -9,6 +9,9 @@ import pytest
 import torch
 
 from hepablate.cohort import Cohort, load_cohort
+from hepablate.segment.bundle import save_segmenter
+from hepablate.segment.plan import fingerprint, plan
+from hepablate.segment.train import train_segmenter
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 
 # A coarse grid (6 mm: 37 x 29 x 26 voxels), 16-voxel patches and a network of 8-16 filters.
@@ -38,3 +41,19 @@ def tiny_cohort_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_cohort(tiny_cohort_dir: Path) -> Cohort:
     return load_cohort(tiny_cohort_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_cohort: Cohort, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle of both tasks trained on the tiny cohort with the ``TINY`` plan (2 epochs of 2
+    iterations: it runs, it does not segment well). Shared: do not modify its files."""
+    torch.set_num_threads(1)  # a session fixture is set up before the autouse one_thread
+    folder = tmp_path_factory.mktemp("seg-bundle")
+    found = fingerprint(tiny_cohort)
+    result = train_segmenter(
+        tiny_cohort,
+        plan(found, TINY),
+        {task: measured.patients for task, measured in found.tasks.items()},
+        checkpoint_dir=folder / "checkpoint",
+    )
+    return save_segmenter(result, found, TINY, folder / "seg")

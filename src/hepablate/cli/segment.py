@@ -247,3 +247,136 @@ def _images_directory(path: Path) -> str:
     if not isinstance(images, dict):
         raise SegmentError(f"{path}: declares no images")
     return str(images.get("directory", "images"))
+
+
+EVALUATION_FILE = "evaluation.json"
+
+
+@segment_app.command("evaluate")
+def evaluate(
+    bundle: Annotated[Path, typer.Argument(help="The segmentation bundle folder.")],
+    cohort_dir: Annotated[
+        Path, typer.Argument(help="A cohort with manual masks (the folder holding cohort.yaml).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The evaluation file to write.")] = Path(
+        EVALUATION_FILE
+    ),
+    predicted: Annotated[
+        Path | None,
+        typer.Option(
+            "--predicted",
+            help="Read the masks from this folder (as segment predict writes them for a cohort: "
+            "DIR/images/<patient>/) instead of segmenting.",
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a file hepablate did not write.")
+    ] = False,
+) -> None:
+    """Compare the bundle's masks with the cohort's manual ones: liver Dice, HD95 and mean
+    surface distance; tumour and zone Dice, lesion detection by size, false positives; the
+    error of each tumour's minimal ablative margin."""
+    from hepablate.cli._errors import input_errors
+    from hepablate.cohort import load_cohort
+    from hepablate.outputs import OutputError, check_output_file, staged_file
+    from hepablate.schemas import dump_json
+    from hepablate.segment.bundle import load_segmenter
+    from hepablate.segment.errors import SegmentError
+    from hepablate.segment.evaluate import evaluate_segmenter, is_segment_evaluation
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        check_output_file(
+            out, overwrite=overwrite, recognise=is_segment_evaluation, what="an evaluation"
+        )
+        segmenter = load_segmenter(bundle)
+        with input_errors(console):  # an invalid cohort: its report, exit 2
+            cohort = load_cohort(cohort_dir)
+        with _bar("evaluating") as show:
+            evaluation = evaluate_segmenter(
+                segmenter,
+                cohort,
+                predicted=predicted,
+                progress=lambda done, total: show("evaluating", done, total),
+            )
+    except (OutputError, SegmentError) as exc:
+        _refuse(str(exc))
+    with staged_file(out) as stage:
+        stage.write_text(dump_json(evaluation), encoding="utf-8")
+    _print_evaluation(console, evaluation)
+    console.print(f"Wrote {escape(str(out))}")
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _summary(summary: Any, digits: int = 3) -> tuple[str, str, str]:
+    """``n``, ``median [q1, q3]`` and ``mean (CI)`` of a ``schemas.segmentation.Summary``."""
+    if summary.n == 0:
+        return "0", "-", "-"
+    median = f"{_number(summary.median, digits)} [{_number(summary.q1, digits)}, "
+    median += f"{_number(summary.q3, digits)}]"
+    mean = _number(summary.mean, digits)
+    if summary.mean_ci is not None:
+        low, high = summary.mean_ci
+        mean += f" ({_number(low, digits)} to {_number(high, digits)})"
+    return str(summary.n), median, mean
+
+
+def _print_evaluation(console: Console, evaluation: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Segmentation against the manual masks")
+    table.add_column("task")
+    table.add_column("measure")
+    for column in ("n", "value or median [IQR]", "mean (95% CI)"):
+        table.add_column(column, no_wrap=True)
+    for name, task in evaluation.tasks.items():
+        label = name
+        lesions, lesion = task.lesions, task.lesion_name
+        rows: list[tuple[str, tuple[str, str, str]]] = []
+        if task.liver is not None:
+            rows += [
+                ("liver Dice", _summary(task.liver.dice)),
+                ("liver HD95 (mm)", _summary(task.liver.hd95_mm, 1)),
+                ("liver mean surface distance (mm)", _summary(task.liver.asd_mm, 2)),
+            ]
+        rows += [
+            (f"{lesion} Dice, all voxels pooled", ("", _number(lesions.global_dice), "")),
+            (f"{lesion} Dice per case", _summary(lesions.dice)),
+        ]
+        rows += [
+            (f"{lesion} recall, {b.size}", (str(b.lesions), _number(b.recall, 2), ""))
+            for b in lesions.recall_by_size
+        ]
+        rows += [
+            (
+                "false positives per case",
+                (str(len(task.cases)), _number(lesions.false_positives_per_case, 2), ""),
+            ),
+            (f"Dice of each detected {lesion}", _summary(lesions.detected_dice)),
+        ]
+        for number, (measure, values) in enumerate(rows):
+            table.add_row(label if number == 0 else "", measure, *values)
+    margins = evaluation.margins
+    if margins is not None:
+        table.add_row(
+            "margin",
+            "|auto - manual| minimal margin (mm)",
+            *_summary(margins.absolute_error_mm, 2),
+        )
+        table.add_row("", "auto - manual (mm)", *_summary(margins.signed_error_mm, 2))
+        table.add_row("", "tumours missed", str(len(margins.tumours)), str(margins.missed), "")
+        table.add_row(
+            "", "tumours not measured", str(len(margins.tumours)), str(margins.not_measured), ""
+        )
+    console.print(table)
+    if margins is not None and margins.absolute_error_mm.median_ci is not None:
+        low, high = margins.absolute_error_mm.median_ci
+        console.print(
+            f"median absolute margin error {_number(margins.absolute_error_mm.median, 2)} mm "
+            f"(95% CI {_number(low, 2)} to {_number(high, 2)})"
+        )
+    for name, why in evaluation.skipped.items():
+        console.print(f"task {name}: not evaluated ({escape(why)})")

@@ -1,5 +1,6 @@
 """Typed, versioned outputs: pydantic models of ``metrics.json`` (the study summary),
-``prediction.json`` and a bundle's ``manifest.json``, and their JSON Schemas.
+``prediction.json``, a bundle's ``manifest.json`` and ``segment evaluate``'s
+``evaluation.json``, and their JSON Schemas.
 
 The bottom layer: it imports nothing of hepablate but itself, so that the study (which writes
 ``metrics.json``), the bundle, the report, the CLI and a service all read the same types.
@@ -35,15 +36,23 @@ from hepablate.schemas.prediction import (
     parse_prediction,
     read_prediction,
 )
+from hepablate.schemas.segmentation import (
+    SEGMENT_EVALUATION,
+    SEGMENT_EVALUATION_SCHEMA_VERSION,
+    SegmentEvaluation,
+    read_segment_evaluation,
+)
 
 __all__ = [
     "METRICS_SCHEMA_VERSION",
     "PREDICTION_SCHEMA_VERSION",
     "SCHEMA_FILES",
+    "SEGMENT_EVALUATION_SCHEMA_VERSION",
     "BinaryStudySummary",
     "Manifest",
     "OutputFileError",
     "Prediction",
+    "SegmentEvaluation",
     "StudySummary",
     "SurvivalStudySummary",
     "describe",
@@ -53,6 +62,7 @@ __all__ = [
     "parse_prediction",
     "read_metrics",
     "read_prediction",
+    "read_segment_evaluation",
     "write_json_schemas",
 ]
 
@@ -60,11 +70,13 @@ SCHEMA_FILES: dict[str, TypeAdapter[Any]] = {
     "metrics.schema.json": STUDY_SUMMARY,
     "prediction.schema.json": TypeAdapter(Prediction),
     "manifest.schema.json": TypeAdapter(Manifest),
+    "segment-evaluation.schema.json": SEGMENT_EVALUATION,
 }
 _TITLES = {
     "metrics.schema.json": "hepablate metrics.json (the study summary)",
     "prediction.schema.json": "hepablate prediction.json",
     "manifest.schema.json": "hepablate bundle manifest.json",
+    "segment-evaluation.schema.json": "hepablate segment evaluate's evaluation.json",
 }
 
 
