@@ -216,20 +216,24 @@ def test_predicted_masks_of_a_cohort_validate_and_extract(
     assert predicted.exit_code == 0, predicted.output
     assert "zone(s) matched to tumours" in predicted.stdout
 
-    # The cohort's tables and schema beside the predicted masks; vessels are not predicted.
+    # The cohort's tables, schema and scans beside the predicted masks; vessels are not
+    # predicted.
     schema = yaml.safe_load((tiny_cohort_dir / "cohort.yaml").read_text(encoding="utf-8"))
     del schema["images"]["masks"]["vessels"]
     (out / "cohort.yaml").write_text(yaml.safe_dump(schema), encoding="utf-8")
     for table in ("patients.csv", "tumours.csv"):
         shutil.copy(tiny_cohort_dir / table, out / table)
     for folder in (out / "images").iterdir():
+        for scan in ("pre_ct.nii.gz", "post_ct.nii.gz"):
+            shutil.copy(tiny_cohort_dir / "images" / folder.name / scan, folder / scan)
         record = json.loads((folder / SEGMENTATION_FILE).read_text(encoding="utf-8"))
         assert record["tumours"] == "manual"  # each patient folder has its pre_tumours
 
     validated = runner.invoke(app, ["validate", str(out), "--json"])
     assert validated.exit_code == 0, validated.output
     codes = {p["code"] for p in json.loads(validated.stdout)["problems"]}
-    assert codes <= {"images.undeclared_file", "images.touches_edge"}, codes
+    # segmentation.json and the unmatched lesions are files the cohort does not declare
+    assert codes <= {"images.undeclared_file", "outcome.single_outcome"}, codes
 
     config = ExtractionConfig(radiomics=None, crops=CropConfig(enabled=False))
     table = extract(load_cohort(out), config, cache=tmp_path / "cache")
