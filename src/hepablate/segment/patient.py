@@ -162,13 +162,16 @@ def _manual_tumours(manual: Path | Volume | None, pre: _Scan | None) -> Volume |
     if manual is None:
         return None
     volume = read_scan(manual) if isinstance(manual, Path) else manual
+    name = manual if isinstance(manual, Path) else "the manual tumours"
+    values = volume.array
+    if float(values.min(initial=0)) < 0 or not np.array_equal(values, np.round(values)):
+        raise SegmentError(f"{name}: not a label map of tumour ids (0, 1, 2 ...)")
+    if not np.issubdtype(values.dtype, np.integer):
+        volume = Volume(values.astype(np.int32), volume.grid)
     if pre is not None:
         differences = volume.grid.differences(pre.volume.grid)
         if differences:
-            raise SegmentError(
-                f"{manual if isinstance(manual, Path) else 'the manual tumours'}: not on the "
-                f"grid of {pre.path} ({'; '.join(differences)})"
-            )
+            raise SegmentError(f"{name}: not on the grid of {pre.path} ({'; '.join(differences)})")
     return volume
 
 
@@ -474,10 +477,13 @@ def segment_patient(
     registered = None
     if post is not None:
         records[POST], registered = _post(writer, post, pre, tumours, registration)
+    matched_to: Literal["predicted", "manual", "none"] = "none"
+    if pre is not None and post is not None:
+        matched_to = "manual" if manual is not None else "predicted"
     record = SegmentationRecord(
         segmenter=writer.id,
         tta=segmenter.plan.inference.tta,
-        tumours="none" if tumours is None else "manual" if manual is not None else "predicted",
+        tumours=matched_to,
         manual_tumours=None if manual is None else manual_name,
         registration=registered,
         scans=records,
