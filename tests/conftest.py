@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import simulated_once
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_COHORT = REPO / "examples" / "minimal_cohort"
 
@@ -63,3 +65,17 @@ def cohort_copy(tmp_path: Path) -> Path:
     target = tmp_path / "cohort"
     shutil.copytree(EXAMPLE_COHORT, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def virtual_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 virtual patients in 3 centres, tables only (no images): read-only."""
+    return simulated_once(
+        tmp_path_factory, "tables120", {"n": 120, "seed": 11, "centres": 3, "images": False}
+    )
+
+
+@pytest.fixture(scope="session")
+def new_virtual_patient(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One new virtual patient with images (seed 10001, as the demo's new patient): read-only."""
+    return simulated_once(tmp_path_factory, "patient10001", {"n": 1, "seed": 10001})

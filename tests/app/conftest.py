@@ -76,14 +76,12 @@ STUDY = {
 
 
 @pytest.fixture(scope="session")
-def tabular_features(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The FeatureTable of a virtual cohort of 80 patients without images."""
-    from hepablate.app import extract_cohort, simulate
-    from hepablate.simulate.generate import SimulationConfig
+def tabular_features(virtual_tables: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The FeatureTable of the shared virtual cohort without images (120 patients)."""
+    from hepablate.app import extract_cohort
 
     folder = tmp_path_factory.mktemp("app")
-    simulate(SimulationConfig(n=80, seed=7, images=False), folder / "cohort", workers=1)
-    return extract_cohort(folder / "cohort", folder / "features.parquet", workers=1).out
+    return extract_cohort(virtual_tables, folder / "features.parquet", workers=1).out
 
 
 @pytest.fixture(scope="session")

@@ -53,9 +53,7 @@ class Trained:
     bundle: Path
 
 
-def _table(folder: Path, seed: int, n: int) -> pd.DataFrame:
-    cohort_dir = folder / f"cohort{seed}"
-    simulate_cohort(SimulationConfig(n=n, seed=seed, images=False), cohort_dir, workers=1)
+def _table(cohort_dir: Path, seed: int) -> pd.DataFrame:
     table = extract(load_cohort(cohort_dir))
     # A margin that protects: lower for the patients who recurred (what imaging would measure).
     rng = np.random.default_rng(seed)
@@ -65,9 +63,9 @@ def _table(folder: Path, seed: int, n: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(virtual_tables: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     folder = tmp_path_factory.mktemp("bundle")
-    table = _table(folder, seed=5, n=120)
+    table = _table(virtual_tables, seed=5)
     config = StudyConfig.model_validate(STUDY)
     result = run_study(study_data(table, config), config)
     summary = summarise(result)

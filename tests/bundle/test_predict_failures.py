@@ -41,7 +41,6 @@ from hepablate.bundle.predict import (
 from hepablate.cli import app
 from hepablate.cohort import load_cohort
 from hepablate.features.extract import ExtractionConfig, extract
-from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, run_study, study_data
 from hepablate.study.results import summarise
 
@@ -70,10 +69,11 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
+def setup(
+    virtual_tables: Path, new_virtual_patient: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Setup:
     folder = tmp_path_factory.mktemp("predict_failures")
-    simulate_cohort(SimulationConfig(n=60, seed=5, images=False), folder / "train", workers=2)
-    table = extract(load_cohort(folder / "train"))
+    table = extract(load_cohort(virtual_tables))
     rng = np.random.default_rng(5)
     event = table["outcome.rfs_24m"].fillna(0).to_numpy(dtype=float)
     table[MARGIN] = 4.0 - 3.0 * event + rng.normal(0.0, 1.0, len(table))
@@ -89,9 +89,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     )
     result = run_study(study_data(table, config), config)
     bundle = save_bundle(result, summarise(result), folder / "bundle", extraction=EXTRACTION)
-    patient = folder / "patient"
-    simulate_cohort(SimulationConfig(n=1, seed=10001), patient, workers=1)
-    return Setup(bundle, patient)
+    return Setup(bundle, new_virtual_patient)
 
 
 def _broken(setup: Setup, tmp_path: Path, image: str, edit: Callable[[np.ndarray], Any]) -> Path:

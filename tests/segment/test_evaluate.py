@@ -163,11 +163,11 @@ def _validate_against_schema(path: Path) -> None:
 
 @pytest.mark.slow
 def test_evaluate_segments_the_cohort_and_writes_the_evaluation(
-    tiny_bundle: Path, tiny_cohort_dir: Path, tmp_path: Path
+    trained_bundle: Path, tiny_cohort_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "evaluation.json"
     result = runner.invoke(
-        app, ["segment", "evaluate", str(tiny_bundle), str(tiny_cohort_dir), "--out", str(out)]
+        app, ["segment", "evaluate", str(trained_bundle), str(tiny_cohort_dir), "--out", str(out)]
     )
 
     assert result.exit_code == 0, result.output
@@ -201,7 +201,7 @@ def _copy_manual_masks(cohort_dir: Path, out: Path) -> Path:
 
 @pytest.mark.slow
 def test_the_manual_masks_as_predictions_score_perfectly_with_no_margin_error(
-    tiny_bundle: Path, tiny_cohort_dir: Path, tmp_path: Path
+    trained_bundle: Path, tiny_cohort_dir: Path, tmp_path: Path
 ) -> None:
     predicted = _copy_manual_masks(tiny_cohort_dir, tmp_path / "predicted")
     out = tmp_path / "evaluation.json"
@@ -210,7 +210,7 @@ def test_the_manual_masks_as_predictions_score_perfectly_with_no_margin_error(
         [
             "segment",
             "evaluate",
-            str(tiny_bundle),
+            str(trained_bundle),
             str(tiny_cohort_dir),
             "--out",
             str(out),
@@ -255,12 +255,12 @@ def _cohort_without(cohort_dir: Path, out: Path, masks: set[str]) -> Path:
 
 @pytest.mark.slow
 def test_a_cohort_without_masks_exits_2_naming_cohort_yaml(
-    tiny_bundle: Path, tiny_cohort_dir: Path, tmp_path: Path
+    trained_bundle: Path, tiny_cohort_dir: Path, tmp_path: Path
 ) -> None:
     bare = _cohort_without(tiny_cohort_dir, tmp_path / "bare", set(MASKS) | {"vessels"})
     out = tmp_path / "evaluation.json"
     result = runner.invoke(
-        app, ["segment", "evaluate", str(tiny_bundle), str(bare), "--out", str(out)]
+        app, ["segment", "evaluate", str(trained_bundle), str(bare), "--out", str(out)]
     )
     assert result.exit_code == 2, result.output
     assert f"error: {bare / 'cohort.yaml'}: no patient has the manual masks" in _text(result.output)
@@ -306,7 +306,7 @@ def test_a_bundle_without_the_cohorts_task_exits_2_naming_the_bundle(
 
 @pytest.mark.slow
 def test_a_missing_predicted_mask_exits_2_naming_the_file(
-    tiny_bundle: Path, tiny_cohort_dir: Path, tmp_path: Path
+    trained_bundle: Path, tiny_cohort_dir: Path, tmp_path: Path
 ) -> None:
     predicted = _copy_manual_masks(tiny_cohort_dir, tmp_path / "predicted")
     (predicted / "images" / "SIM0002" / "post_ablation.nii.gz").unlink()
@@ -315,7 +315,7 @@ def test_a_missing_predicted_mask_exits_2_naming_the_file(
         [
             "segment",
             "evaluate",
-            str(tiny_bundle),
+            str(trained_bundle),
             str(tiny_cohort_dir),
             "--out",
             str(tmp_path / "e.json"),

@@ -19,7 +19,6 @@ from hepablate.cli import app
 from hepablate.cohort import load_cohort
 from hepablate.features.extract import extract
 from hepablate.schemas.metrics import ModelTime, SurvivalStudySummary
-from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, StudyConfigError, run_study, study_data
 from hepablate.study import run as run_module
 from hepablate.study.results import summarise
@@ -44,15 +43,10 @@ FAST: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def features(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def features(virtual_tables: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tabular cohort (no images) of 120 patients in 3 centres, as a FeatureTable."""
-    folder = tmp_path_factory.mktemp("train")
-    cohort_dir = folder / "cohort"
-    simulate_cohort(
-        SimulationConfig(n=120, seed=11, centres=3, images=False), cohort_dir, workers=2
-    )
-    table = extract(load_cohort(cohort_dir))
-    path = folder / "features.parquet"
+    table = extract(load_cohort(virtual_tables))
+    path = tmp_path_factory.mktemp("train") / "features.parquet"
     table.to_parquet(path)
     return path
 

@@ -6,12 +6,15 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from hepablate.segment.patient import ScanRecord
 
 __all__ = ["segment_app"]
 
@@ -157,54 +160,95 @@ def predict(
         str | None,
         typer.Option("--task", help="For a single scan: the task (pre or post; default pre)."),
     ] = None,
+    tta: Annotated[
+        bool | None,
+        typer.Option(
+            "--tta/--no-tta",
+            help="Average over the scan's mirror images (8 passes; default: the plan's "
+            "inference.tta, false unless trained with it).",
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a folder hepablate did not write.")
     ] = False,
 ) -> None:
     """Segment a scan, a patient folder (its pre_ct and post_ct) or every patient of a cohort,
     writing the cohort format's mask files (liver, pre_tumours, post_liver, post_ablation;
-    one label per lesion)."""
+    one label per lesion, each ablation zone labelled with the tumour it treats) and
+    segmentation.json; a DICOM-SEG beside them for a scan read from a DICOM series.
+
+    A patient folder's own pre_tumours (manual) are the tumours the zones are matched to."""
     from hepablate.outputs import OutputError, check_output_dir, staged_dir
     from hepablate.segment.bundle import load_segmenter
     from hepablate.segment.errors import SegmentError
-    from hepablate.segment.predict import Segmentation, predict_folder
+    from hepablate.segment.patient import PatientSegmentation, segment_patient
+    from hepablate.segment.predict import with_tta
 
     console = Console(highlight=False, soft_wrap=True)
     try:
         check_output_dir(out, PREDICT_KIND, overwrite=overwrite)
         segmenter = load_segmenter(bundle)
+        if tta is not None:
+            segmenter = with_tta(segmenter, tta)
         jobs = _jobs(segmenter, source, task)
     except (OutputError, SegmentError) as exc:
         _refuse(str(exc))
-    results: dict[str, dict[str, Segmentation]] = {}
+    results: dict[str, PatientSegmentation] = {}
     try:
         with (
             staged_dir(out, PREDICT_KIND, overwrite=overwrite) as stage,
             _bar("segmenting") as show,
         ):
-            for done, (folder, scans) in enumerate(jobs.items()):
+            for done, (folder, (scans, manual)) in enumerate(jobs.items()):
                 show(f"segmenting {folder or source.name}", done, len(jobs))
                 target = stage / folder if folder else stage
-                target.mkdir(parents=True, exist_ok=True)
-                results[folder] = predict_folder(segmenter, scans, target)
+                results[folder] = segment_patient(segmenter, scans, target, manual)
     except SegmentError as exc:
         _refuse(str(exc))
     console.print(f"Wrote the masks to {escape(str(out))}")
     for folder, found in results.items():
-        for name, segmentation in found.items():
-            found_ml = segmentation.lesion_volumes_ml
-            largest = ", ".join(f"{v:.2f}" for v in found_ml[:LARGEST_SHOWN])
-            more = ", ..." if len(found_ml) > LARGEST_SHOWN else ""
-            where = f"{folder}: " if folder else ""
-            console.print(
-                f"  {escape(where)}{name}: {len(found_ml)} "
-                f"{segmenter.plan.tasks[name].spec.lesion_name}(s)"
-                + (f", largest {largest}{more} mL" if found_ml else "")
-            )
+        where = f"{folder}: " if folder else ""
+        for name, scan in found.record.scans.items():
+            lesion = segmenter.plan.tasks[name].spec.lesion_name
+            console.print(f"  {escape(where)}{name}: {escape(_summary(scan, lesion))}")
 
 
-def _jobs(segmenter: Any, source: Path, task: str | None) -> dict[str, dict[str, Path]]:
-    """Output subfolder ('' for OUT itself) -> the scans to segment there, by task."""
+def _summary(scan: ScanRecord, lesion: str) -> str:
+    """One line of what was written for a scan."""
+    lesions = scan.lesions[:LARGEST_SHOWN]
+    more = ", ..." if len(scan.lesions) > LARGEST_SHOWN else ""
+    if scan.numbering == "manual":
+        text = f"{len(scan.lesions)} manual {lesion}(s)"
+        predicted = scan.predicted or []
+        text += (
+            f"; the network's {len(predicted) + len(scan.unmatched)} {lesion}(s) cover "
+            f"{len(predicted)} of them"
+        )
+    elif scan.numbering == "tumours":
+        shown = ", ".join(
+            f"{lesion} {item.label} {item.volume_ml:.2f} mL (p {item.probability:.2f})"
+            for item in lesions
+        )
+        text = f"{len(scan.lesions)} {lesion}(s) matched to tumours" + (
+            f": {shown}{more}" if shown else ""
+        )
+    else:
+        shown = ", ".join(f"{item.volume_ml:.2f}" for item in lesions)
+        text = f"{len(scan.lesions)} {lesion}(s) by volume" + (
+            f", largest {shown}{more} mL" if shown else ""
+        )
+    if scan.unmatched:
+        text += f"; {len(scan.unmatched)} unmatched (in segmentation.json)"
+    if scan.dicom_seg:
+        text += f"; DICOM-SEG {scan.dicom_seg}"
+    return text
+
+
+def _jobs(
+    segmenter: Any, source: Path, task: str | None
+) -> dict[str, tuple[dict[str, Path], Path | None]]:
+    """Output subfolder ('' for OUT itself) -> the scans to segment there by task, and the
+    folder's manual tumour mask (None if it has none)."""
     from hepablate.segment.errors import SegmentError
     from hepablate.segment.predict import task_of_folder
 
@@ -216,7 +260,7 @@ def _jobs(segmenter: Any, source: Path, task: str | None) -> dict[str, dict[str,
         for folder in sorted(p for p in images.iterdir() if p.is_dir()):
             scans = task_of_folder(segmenter, folder)
             if scans:
-                jobs[f"images/{folder.name}"] = scans
+                jobs[f"images/{folder.name}"] = (scans, _manual(segmenter, folder, scans))
         if not jobs:
             raise SegmentError(f"{images}: no patient folder holds a scan the bundle segments")
         return jobs
@@ -225,13 +269,30 @@ def _jobs(segmenter: Any, source: Path, task: str | None) -> dict[str, dict[str,
         if scans:
             if task is not None:
                 scans = {t: p for t, p in scans.items() if t == task}
-            return {"": scans}
+            return {"": (scans, _manual(segmenter, source, scans))}
     chosen = task or "pre"
     if chosen not in segmenter.plan.tasks:
         raise SegmentError(
             f"--task {chosen}: the bundle has networks for {', '.join(segmenter.plan.tasks)}"
         )
-    return {"": {chosen: source}}
+    return {"": ({chosen: source}, None)}
+
+
+def _manual(segmenter: Any, folder: Path, scans: dict[str, Path]) -> Path | None:
+    """The patient folder's own tumour mask, when its pre CT is segmented."""
+    from hepablate.imaging.io import find_image
+    from hepablate.segment.errors import SegmentError
+    from hepablate.segment.patient import PRE
+
+    if PRE not in scans:
+        return None
+    name = segmenter.plan.tasks[PRE].spec.lesion
+    candidates = find_image(folder, name)
+    if len(candidates) > 1:
+        raise SegmentError(
+            f"{folder}: two candidates for {name}: " + ", ".join(p.name for p in candidates)
+        )
+    return candidates[0] if candidates else None
 
 
 def _images_directory(path: Path) -> str:

@@ -177,6 +177,9 @@ class InferencePlan(_Closed):
     min_lesion_volume_ml: float = Field(default=0.05, ge=0)
     # Lesions are kept when most of their voxels are inside the liver dilated by this much.
     liver_dilation_mm: float = Field(default=5.0, ge=0)
+    # Test-time augmentation: the probabilities averaged over the scan and its mirror images
+    # along every combination of axes (8 passes, as nnU-Net mirrors); off, it costs 8 times.
+    tta: bool = False
 
 
 class Plan(_Closed):

@@ -6,13 +6,15 @@ resampled back onto the scan's own grid before the labels are taken. Post-proces
 liver is its largest connected component (lesions count as liver there); a lesion is kept when
 most of its voxels lie inside the liver dilated by ``liver_dilation_mm`` and it is at least
 ``min_lesion_volume_ml``; lesions are numbered 1..n by decreasing volume (connected
-components, 26-connectivity).
+components, 26-connectivity). Each lesion's probability is the mean, over its voxels, of the
+lesion class's softmax probability; with ``inference.tta`` the probabilities are the mean over
+the scan and its mirror images along every combination of axes (nnU-Net's mirroring).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import torch
 from monai.inferers.utils import sliding_window_inference
 from scipy import ndimage
 
-from hepablate.imaging.io import ImageReadError, Volume, find_image, read_volume, write_volume
+from hepablate.imaging.io import ImageReadError, Volume, find_image, read_volume
 from hepablate.segment.bundle import Segmenter
 from hepablate.segment.data import check_scan
 from hepablate.segment.errors import SegmentError
@@ -30,11 +32,12 @@ from hepablate.segment.plan import TaskPlan
 
 __all__ = [
     "Segmentation",
+    "lesion_probabilities",
     "postprocess",
-    "predict_folder",
+    "read_scan",
     "segment_scan",
     "task_of_folder",
-    "write_segmentation",
+    "with_tta",
 ]
 
 _CONNECTIVITY = ndimage.generate_binary_structure(3, 3)
@@ -43,12 +46,22 @@ _CONNECTIVITY = ndimage.generate_binary_structure(3, 3)
 @dataclass(frozen=True, eq=False)
 class Segmentation:
     """A task's masks on the scan's grid: ``liver`` (0/1; None for a task without one) and
-    ``lesions`` (0 background, 1..n one label per lesion, largest first)."""
+    ``lesions`` (0 background, 1..n one label per lesion, largest first); per lesion (index
+    n - 1) its volume, voxel count and mean lesion-class probability."""
 
     task: str
     liver: Volume | None
     lesions: Volume
     lesion_volumes_ml: list[float]
+    lesion_voxels: list[int]
+    lesion_probabilities: list[float]
+
+
+def with_tta(segmenter: Segmenter, tta: bool) -> Segmenter:
+    """``segmenter`` with test-time augmentation switched on or off (its plan's
+    ``inference.tta``; the bundle on disk is not changed)."""
+    inference = segmenter.plan.inference.model_copy(update={"tta": tta})
+    return replace(segmenter, plan=segmenter.plan.model_copy(update={"inference": inference}))
 
 
 def _probabilities(segmenter: Segmenter, task_name: str, scan: Volume) -> np.ndarray:
@@ -59,17 +72,29 @@ def _probabilities(segmenter: Segmenter, task_name: str, scan: Volume) -> np.nda
     air = float((norm.clip_low - norm.mean) / norm.std)
     padded, inside = pad_to(image.array, zyx(task.patch_size), air)
     network = segmenter.networks[task_name]
+    image_tensor = as_tensor(padded)
+    spatial = (2, 3, 4)
+    mirrors: list[tuple[int, ...]] = [()]
+    if segmenter.plan.inference.tta:
+        mirrors += [axes for n in (1, 2, 3) for axes in combinations(spatial, n)]
+    total = None
     with torch.no_grad():
-        logits = sliding_window_inference(
-            as_tensor(padded),
-            zyx(task.patch_size),
-            1,
-            network,
-            overlap=segmenter.plan.inference.overlap,
-            mode="gaussian",
-        )
-        assert isinstance(logits, torch.Tensor)
-        probabilities = torch.softmax(logits, dim=1)[0].numpy()[(slice(None), *inside)]
+        for axes in mirrors:
+            flipped = torch.flip(image_tensor, axes) if axes else image_tensor
+            logits = sliding_window_inference(
+                flipped,
+                zyx(task.patch_size),
+                1,
+                network,
+                overlap=segmenter.plan.inference.overlap,
+                mode="gaussian",
+            )
+            assert isinstance(logits, torch.Tensor)
+            softmax = torch.softmax(logits, dim=1)
+            softmax = torch.flip(softmax, axes) if axes else softmax
+            total = softmax if total is None else total + softmax
+    assert total is not None
+    probabilities = (total / len(mirrors))[0].numpy()[(slice(None), *inside)]
     reference = scan.to_sitk()
     back: list[np.ndarray] = []
     for channel in probabilities:
@@ -132,7 +157,8 @@ def segment_scan(segmenter: Segmenter, task_name: str, scan: Volume, path: Path)
         )
     check_scan(scan, path)
     task = segmenter.plan.tasks[task_name]
-    labels = np.argmax(_probabilities(segmenter, task_name, scan), axis=0)
+    probabilities = _probabilities(segmenter, task_name, scan)
+    labels = np.argmax(probabilities, axis=0)
     inference = segmenter.plan.inference
     liver, lesions, volumes = postprocess(
         labels,
@@ -141,15 +167,32 @@ def segment_scan(segmenter: Segmenter, task_name: str, scan: Volume, path: Path)
         inference.min_lesion_volume_ml,
         inference.liver_dilation_mm,
     )
+    voxels, mean = lesion_probabilities(lesions, probabilities[len(task.labels) - 1])
     return Segmentation(
         task=task_name,
         liver=None if liver is None else Volume(liver.astype(np.uint8), scan.grid),
         lesions=Volume(lesions, scan.grid),
         lesion_volumes_ml=volumes,
+        lesion_voxels=voxels,
+        lesion_probabilities=mean,
     )
 
 
-def _read_scan(path: Path) -> Volume:
+def lesion_probabilities(
+    lesions: np.ndarray, probability: np.ndarray
+) -> tuple[list[int], list[float]]:
+    """Per label 1..max of ``lesions``: its voxel count and the mean of ``probability`` (the
+    lesion class's, same grid) over its voxels."""
+    count = int(lesions.max(initial=0))
+    flat = lesions.ravel().astype(np.int64)
+    voxels = np.bincount(flat, minlength=count + 1)[1:]
+    sums = np.bincount(flat, weights=probability.ravel().astype(np.float64), minlength=count + 1)
+    means = sums[1:] / np.maximum(voxels, 1)
+    return [int(v) for v in voxels], [round(float(m), 4) for m in means]
+
+
+def read_scan(path: Path) -> Volume:
+    """A scan read for segmentation; an unreadable one is a ``SegmentError`` naming it."""
     try:
         return read_volume(path)
     except ImageReadError as exc:
@@ -170,34 +213,3 @@ def task_of_folder(segmenter: Segmenter, folder: Path) -> dict[str, Path]:
         if candidates:
             found[name] = candidates[0]
     return found
-
-
-def write_segmentation(segmentation: Segmentation, task: TaskPlan, out: Path) -> list[Path]:
-    """Write the masks into ``out`` under the cohort format's names of the task's masks."""
-    written = []
-    if segmentation.liver is not None and task.spec.liver is not None:
-        path = out / f"{task.spec.liver}.nii.gz"
-        write_volume(segmentation.liver, path)
-        written.append(path)
-    path = out / f"{task.spec.lesion}.nii.gz"
-    write_volume(segmentation.lesions, path)
-    written.append(path)
-    return written
-
-
-def predict_folder(
-    segmenter: Segmenter,
-    scans: dict[str, Path],
-    out: Path,
-    *,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Segmentation]:
-    """Segment each task's scan and write its masks into ``out`` (cohort format names)."""
-    results = {}
-    for done, (name, path) in enumerate(sorted(scans.items()), start=1):
-        segmentation = segment_scan(segmenter, name, _read_scan(path), path)
-        write_segmentation(segmentation, segmenter.plan.tasks[name], out)
-        results[name] = segmentation
-        if progress is not None:
-            progress(done, len(scans))
-    return results
