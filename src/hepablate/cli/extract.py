@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["extract", "print_extraction"]
 
 
-class Masks(str, Enum):
+class Masks(StrEnum):
     """Where the masks come from (``ExtractionConfig.masks``)."""
 
     manual = "manual"
