@@ -4,6 +4,7 @@ automatic masks compared on the same patients."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -161,39 +162,16 @@ def test_a_refused_segmenter_exits_2_before_the_patient_is_read(
     assert f"segmenter: {weights}: changed since the bundle was written" in _text(ran.output)
 
 
-def test_extraction_records_the_automatic_masks_and_their_segmenter(
-    tiny_cohort_dir: Path, pipeline_segmenter: Path, tmp_path: Path
+def test_a_segmenter_pinned_by_another_id_is_refused_before_the_cohort_is_read(
+    pipeline_segmenter: Path, tmp_path: Path
 ) -> None:
-    config = GEOMETRY.model_copy(update={"register_post_ct": False})
-    out = tmp_path / "features.parquet"
-    auto = extract_cohort(
-        tiny_cohort_dir, out, config=config, masks="auto", segmenter=pipeline_segmenter, workers=1
-    ).table
-
-    assert (auto["qa.mask_source"] == "auto").all()
-    assert (auto["qa.mask_source.ablation"] == "auto").all()
-    recorded = auto.attrs["hepablate"]["extraction_config"]
-    assert recorded["masks"] == "auto"
-    assert recorded["segmenter"] == {
-        "bundle": str(pipeline_segmenter),
-        "id": segmenter_id(pipeline_segmenter),
-    }
-    # every patient of the tiny cohort has all its masks: nothing for manual_else_auto to draw
-    again = extract_cohort(
-        tiny_cohort_dir,
-        out,
-        config=config,
-        masks="manual_else_auto",
-        segmenter=pipeline_segmenter,
-        workers=1,
-    ).table
-    assert (again["qa.mask_source"] == "manual").all()
-    # a segmenter pinned by another id is refused before the cohort is read
-    pinned = config.model_copy(update={"masks": "auto"}).model_dump(mode="json")
-    pinned["segmenter"] = {"bundle": str(pipeline_segmenter), "id": "0" * 64}
+    pinned = GEOMETRY.model_dump(mode="json")
+    pinned.update(masks="auto", segmenter={"bundle": str(pipeline_segmenter), "id": "0" * 64})
     with pytest.raises(ExtractionConfigError, match="not the configured 0000"):
         extract_cohort(
-            tmp_path / "no-such-cohort", out, config=ExtractionConfig.model_validate(pinned)
+            tmp_path / "no-such-cohort",
+            tmp_path / "f.parquet",
+            config=ExtractionConfig.model_validate(pinned),
         )
 
 
@@ -201,12 +179,20 @@ def test_the_margins_from_manual_and_automatic_masks_are_compared_per_tumour(
     tiny_cohort: Cohort, pipeline_segmenter: Path, tmp_path: Path
 ) -> None:
     config = GEOMETRY.model_copy(update={"register_post_ct": False})
+    # two patients: the margin between the surfaces of this segmenter's ragged lesions takes
+    # seconds each
+    assert tiny_cohort.tumours is not None
+    two = dataclasses.replace(
+        tiny_cohort,
+        patients=tiny_cohort.patients.iloc[:2],
+        tumours=tiny_cohort.tumours.loc[tiny_cohort.patient_ids[:2]],
+    )
 
-    compared = compare_margins(tiny_cohort, config, pipeline_segmenter, cache=tmp_path / "c")
+    compared = compare_margins(two, config, pipeline_segmenter, cache=tmp_path / "c")
 
     pairs = compared.tumours
     assert list(pairs.columns) == ["manual_mm", "auto_mm", "difference_mm"]
-    assert len(pairs) == len(tiny_cohort.tumours)  # type: ignore[arg-type]
+    assert len(pairs) == len(two.tumours)  # type: ignore[arg-type]
     np.testing.assert_allclose(
         pairs["manual_mm"], compared.manual[MARGIN].astype(float), equal_nan=True
     )
@@ -218,3 +204,10 @@ def test_the_margins_from_manual_and_automatic_masks_are_compared_per_tumour(
     )
     assert (compared.manual["qa.mask_source"] == "manual").all()
     assert (compared.auto["qa.mask_source"] == "auto").all()
+    assert (compared.auto["qa.mask_source.ablation"] == "auto").all()
+    recorded = compared.auto.attrs["hepablate"]["extraction_config"]
+    assert recorded["masks"] == "auto"
+    assert recorded["segmenter"] == {
+        "bundle": str(pipeline_segmenter),
+        "id": segmenter_id(pipeline_segmenter),
+    }
