@@ -239,8 +239,7 @@ def extract(
             for p in cohort.patient_ids
         },
         orient="index",
-        dtype=object,
-    )
+    ).astype("str")  # text with NaN for none, as Parquet gives it back
     measured = pd.concat(
         [
             measured.reindex(index),
