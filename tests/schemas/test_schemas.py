@@ -16,6 +16,8 @@ from hepablate.bundle import BundleError, load_bundle, save_bundle
 from hepablate.bundle.predict import predict_table
 from hepablate.report.study import render_report
 from hepablate.schemas import (
+    METRICS_SCHEMA_VERSION,
+    PREDICTION_SCHEMA_VERSION,
     OutputFileError,
     dump_json,
     json_schemas,
@@ -155,18 +157,18 @@ def test_nan_is_refused_and_a_file_that_is_not_json_is_named(
 def test_a_newer_schema_version_is_refused_and_an_unversioned_file_read_as_1(
     written: dict[str, Written], tmp_path: Path
 ) -> None:
-    for source, read in (
-        (written["binary"].run / "metrics.json", read_metrics),
-        (written["binary"].prediction, read_prediction),
+    for source, read, current in (
+        (written["binary"].run / "metrics.json", read_metrics, METRICS_SCHEMA_VERSION),
+        (written["binary"].prediction, read_prediction, PREDICTION_SCHEMA_VERSION),
     ):
         raw = _json(source)
         path = tmp_path / source.name
-        path.write_text(json.dumps({**raw, "schema_version": 2}), encoding="utf-8")
+        path.write_text(json.dumps({**raw, "schema_version": current + 1}), encoding="utf-8")
         with pytest.raises(OutputFileError) as refused:
             read(path)
         assert str(refused.value) == (
-            f"{path}: schema_version 2 is newer than this hepablate reads (1); upgrade "
-            "hepablate to read it"
+            f"{path}: schema_version {current + 1} is newer than this hepablate reads "
+            f"({current}); upgrade hepablate to read it"
         )
         del raw["schema_version"]  # as written before the outputs were versioned
         path.write_text(json.dumps(raw), encoding="utf-8")

@@ -85,13 +85,23 @@ class PredictionRefusedError(BundleError):
 
 
 def predict_cohort(
-    bundle: Bundle, cohort: Any, *, allow_imputed_margin: bool = False
+    bundle: Bundle,
+    cohort: Any,
+    *,
+    allow_imputed_margin: bool = False,
+    auto_masks: Any = None,
 ) -> Prediction:
-    """Extract a (one-patient) cohort as the bundle's training rows were, then predict."""
+    """Extract a (one-patient) cohort as the bundle's training rows were, then predict;
+    ``auto_masks`` (``features.extract.AutoMasks``) are masks a segmenter drew for it, with the
+    mode and the segmenter they were drawn with (``hepablate.app.predict`` segments)."""
     from hepablate.bundle.encoder import load_encoder
     from hepablate.features.extract import ExtractionConfig, extract
 
     config = ExtractionConfig.model_validate(bundle.extraction or {})
+    if auto_masks is not None:
+        config = config.model_copy(
+            update={"masks": auto_masks.mode, "segmenter": auto_masks.segmenter}
+        )
     # The same feature values, without what only training uses: the perturbed re-measurements
     # (they feed the robustness ICC) and, for a model without an image branch, the crops.
     # (Deep features from an encoder bundle need the crops too.)
@@ -106,8 +116,34 @@ def predict_cohort(
         # A cache folder keeps the crops an image model reads; it is thrown away after.
         cache = Path(work) / "cache"
         encoder = None if config.deep is None else load_encoder(config.deep)
-        table = extract(cohort, config, workers=1, cache=cache, encoder=encoder)
+        table = extract(
+            cohort, config, workers=1, cache=cache, encoder=encoder, auto_masks=auto_masks
+        )
         return predict_table(bundle, table, allow_imputed_margin=allow_imputed_margin)
+
+
+def _mask_sources(table: pd.DataFrame, i: int) -> dict[str, Any] | None:
+    """Where the row's masks came from (``qa.mask_source*``; None in a table without them)."""
+    from hepablate.features.masks import AUTO_ROLES, MASK_SOURCE
+
+    source = cell_value(table[MASK_SOURCE].iloc[i]) if MASK_SOURCE in table else None
+    if source is None:
+        return None
+    return {
+        "source": source,
+        **{r: cell_value(table[f"{MASK_SOURCE}.{r}"].iloc[i]) for r in AUTO_ROLES},
+    }
+
+
+def _segmenter(table: pd.DataFrame, info: dict[str, Any]) -> dict[str, Any] | None:
+    """The segmenter of the table's automatic masks, if any row has one."""
+    from hepablate.features.masks import MASK_SOURCE
+
+    segmenter = (info.get("extraction_config") or {}).get("segmenter")
+    automatic = MASK_SOURCE in table and table[MASK_SOURCE].isin(["auto", "mixed"]).any()
+    if not automatic or not segmenter:
+        return None
+    return {"bundle": str(segmenter["bundle"]), "id": str(segmenter["id"])}
 
 
 def _model_rows(bundle: Bundle, table: pd.DataFrame) -> pd.DataFrame:
@@ -350,6 +386,7 @@ def _predict(
                 "contribution_method": method,
                 "what_if_margin": what_if(bundle, row),
                 "input_checks": checks[i],
+                "masks": _mask_sources(table, i),
             }
         )
     validated = bundle.metrics.metrics.headline
@@ -380,6 +417,7 @@ def _predict(
             "predictions": rows,
             # Everything the extraction and validation noted about these patients.
             "warnings": [w for w in info.get("warnings") or [] if w.get("patient") in patients],
+            "segmenter": _segmenter(table, info),
         }
     )
     return Prediction.model_validate(prediction)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,6 +16,14 @@ if TYPE_CHECKING:
     from hepablate.app import ExtractResult
 
 __all__ = ["extract", "print_extraction"]
+
+
+class Masks(StrEnum):
+    """Where the masks come from (``ExtractionConfig.masks``)."""
+
+    manual = "manual"
+    auto = "auto"
+    manual_else_auto = "manual_else_auto"
 
 
 def extract(
@@ -34,6 +43,23 @@ def extract(
         Path | None,
         typer.Option(
             "--config", help="Extraction settings (YAML or JSON, keys of ExtractionConfig)."
+        ),
+    ] = None,
+    masks: Annotated[
+        Masks | None,
+        typer.Option(
+            "--masks",
+            help="The cohort's masks (manual), the segmenter's for every patient (auto), or the "
+            "segmenter's where a patient lacks a mask (manual_else_auto); default: the "
+            "config's masks (manual).",
+        ),
+    ] = None,
+    segmenter: Annotated[
+        Path | None,
+        typer.Option(
+            "--segmenter",
+            help="The segmentation bundle (`hepablate segment train`) that draws the automatic "
+            "masks.",
         ),
     ] = None,
     scheduler: Annotated[
@@ -69,6 +95,8 @@ def extract(
             cohort_dir,
             out,
             config=config_file,
+            masks=None if masks is None else masks.value,
+            segmenter=segmenter,
             register=register,
             workers=workers,
             scheduler=scheduler,
@@ -94,6 +122,11 @@ def _print_summary(console: Console, table, out: Path) -> None:  # type: ignore[
     rows = "tumours" if table.attrs["hepablate"]["rows"] == "tumour" else "patients"
     console.print(f"Wrote {len(table)} {rows} x {table.shape[1]} columns to {out}")
     info = table.attrs["hepablate"]
+    if "qa.mask_source" in table:
+        sources = table.groupby("group")["qa.mask_source"].first().value_counts()
+        if set(sources.index) - {"manual"}:
+            counts = ", ".join(f"{n} {source}" for source, n in sources.items())
+            console.print(f"  masks by patient: {counts}")
     if "qa.registration_ok" in table:
         by_patient = table.groupby("group")["qa.registration_ok"].first()
         failed = sum(ok is False for ok in by_patient)

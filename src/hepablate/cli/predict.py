@@ -37,6 +37,15 @@ def predict(
             "gave it), signed or not; any other bundle is refused.",
         ),
     ] = None,
+    segmenter: Annotated[
+        Path | None,
+        typer.Option(
+            "--segmenter",
+            help="A segmentation bundle (`hepablate segment train`) that draws the masks the "
+            "patient lacks (all of them for a patient with only its CTs); the output says which "
+            "masks were automatic.",
+        ),
+    ] = None,
     allow_imputed_margin: Annotated[
         bool,
         typer.Option(
@@ -79,6 +88,7 @@ def predict(
                 out,
                 bundle_id=bundle_id,
                 allow_imputed_margin=allow_imputed_margin,
+                segmenter=segmenter,
                 overwrite=overwrite,
                 progress=progress,
             )
@@ -115,6 +125,13 @@ def print_prediction(console: Console, result: PredictResult) -> None:
             f"{row.patient_id}{tumour}: {what} {row.value:.3f}{spread}, {row.risk_group} "
             f"risk; main contributions: {top}"
         )
+        if row.masks is not None and row.masks.source != "manual":
+            drawn = [
+                name
+                for name in ("tumours", "ablation", "liver", "post_liver")
+                if getattr(row.masks, name) == "auto"
+            ]
+            console.print(f"  masks: {row.masks.source} (automatic: {', '.join(drawn)})")
         for check in row.input_checks:
             console.print(f"  [yellow]CHECK[/] {check.message}")
     for warning in prediction.warnings:
@@ -123,4 +140,6 @@ def print_prediction(console: Console, result: PredictResult) -> None:
             f"[yellow]WARNING[/] {escape(str(warning.patient))}{tumour}, "
             f"{escape(warning.step)}: {escape(warning.reason)}"
         )
+    if prediction.segmenter is not None:
+        console.print(f"  automatic masks by segmenter {prediction.segmenter.id}")
     console.print(f"  prediction: {result.out}")

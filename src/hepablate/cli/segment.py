@@ -372,7 +372,7 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _summary(summary: Any, digits: int = 3) -> tuple[str, str, str]:
+def _stats(summary: Any, digits: int = 3) -> tuple[str, str, str]:
     """``n``, ``median [q1, q3]`` and ``mean (CI)`` of a ``schemas.segmentation.Summary``."""
     if summary.n == 0:
         return "0", "-", "-"
@@ -399,13 +399,13 @@ def _print_evaluation(console: Console, evaluation: Any) -> None:
         rows: list[tuple[str, tuple[str, str, str]]] = []
         if task.liver is not None:
             rows += [
-                ("liver Dice", _summary(task.liver.dice)),
-                ("liver HD95 (mm)", _summary(task.liver.hd95_mm, 1)),
-                ("liver mean surface distance (mm)", _summary(task.liver.asd_mm, 2)),
+                ("liver Dice", _stats(task.liver.dice)),
+                ("liver HD95 (mm)", _stats(task.liver.hd95_mm, 1)),
+                ("liver mean surface distance (mm)", _stats(task.liver.asd_mm, 2)),
             ]
         rows += [
             (f"{lesion} Dice, all voxels pooled", ("", _number(lesions.global_dice), "")),
-            (f"{lesion} Dice per case", _summary(lesions.dice)),
+            (f"{lesion} Dice per case", _stats(lesions.dice)),
         ]
         rows += [
             (f"{lesion} recall, {b.size}", (str(b.lesions), _number(b.recall, 2), ""))
@@ -416,7 +416,7 @@ def _print_evaluation(console: Console, evaluation: Any) -> None:
                 "false positives per case",
                 (str(len(task.cases)), _number(lesions.false_positives_per_case, 2), ""),
             ),
-            (f"Dice of each detected {lesion}", _summary(lesions.detected_dice)),
+            (f"Dice of each detected {lesion}", _stats(lesions.detected_dice)),
         ]
         for number, (measure, values) in enumerate(rows):
             table.add_row(label if number == 0 else "", measure, *values)
@@ -425,9 +425,9 @@ def _print_evaluation(console: Console, evaluation: Any) -> None:
         table.add_row(
             "margin",
             "|auto - manual| minimal margin (mm)",
-            *_summary(margins.absolute_error_mm, 2),
+            *_stats(margins.absolute_error_mm, 2),
         )
-        table.add_row("", "auto - manual (mm)", *_summary(margins.signed_error_mm, 2))
+        table.add_row("", "auto - manual (mm)", *_stats(margins.signed_error_mm, 2))
         table.add_row("", "tumours missed", str(len(margins.tumours)), str(margins.missed), "")
         table.add_row(
             "", "tumours not measured", str(len(margins.tumours)), str(margins.not_measured), ""

@@ -7,8 +7,8 @@ For each patient: register the post-ablation CT onto the pre-ablation CT, bring 
 ablation-zone mask into the pre-ablation frame, and measure every tumour's geometry; add the
 tables' predictors and the clinical scores. The FeatureTable is indexed by (patient id, tumour
 id) and holds ``group`` (the patient, for splitting), ``centre``, ``clin.*``, ``geom.*``,
-``qa.*`` (registration quality) and ``outcome.*`` columns. The extraction config is stored in
-the table's ``attrs["hepablate"]`` (and so in the Parquet file).
+``qa.*`` (registration quality, where the masks came from) and ``outcome.*`` columns. The
+extraction config is stored in the table's ``attrs["hepablate"]`` (and so in the Parquet file).
 
 Tumour size and the distances to vessels, capsule and other tumours need the pre-ablation CT's
 masks only, so a patient without a post-ablation CT gets them (and a pre-CT crop). A failed
@@ -32,7 +32,7 @@ step that failed and why.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,6 +50,13 @@ from hepablate.features.config import (
     load_extraction_config,
 )
 from hepablate.features.crops import CHANNELS
+from hepablate.features.masks import (
+    AUTO_ROLES,
+    AutoMasks,
+    mask_source_columns,
+    needs_auto,
+    patient_images,
+)
 from hepablate.features.patient import (
     _REGISTERED_COLUMNS,
     _patient_features,
@@ -61,6 +68,7 @@ from hepablate.features.robustness import PERTURBATIONS, robustness_icc
 from hepablate.parallel import run_tasks
 
 __all__ = [
+    "AutoMasks",
     "CacheError",
     "DeepEncoder",
     "ExtractionConfig",
@@ -123,6 +131,7 @@ def extract(
     cache: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
     encoder: ImageEncoder | None = None,
+    auto_masks: AutoMasks | None = None,
 ) -> pd.DataFrame:
     """The FeatureTable of a validated cohort.
 
@@ -131,6 +140,9 @@ def extract(
     while its images and the config are unchanged (see :mod:`hepablate.features.cache`).
     With ``config.deep``, ``encoder`` adds the ``deep.image_*`` columns at the end: the encoder
     bundle loaded by the caller (``hepablate.bundle.load_encoder``; ``hepablate.app`` does it).
+    With ``config.masks`` ``auto`` or ``manual_else_auto``, ``auto_masks`` holds the masks the
+    caller's segmenter drew (``hepablate.app.extract_features`` segments the patients); every
+    row records its masks' source in ``qa.mask_source`` (and per mask, ``qa.mask_source.*``).
     """
     config = config or ExtractionConfig()
     schema = cohort.schema
@@ -142,6 +154,11 @@ def extract(
         if config.deep is not None:
             raise ExtractionConfigError(
                 "deep: the image encoder describes tumours, and this cohort has no tumour table"
+            )
+        if config.masks != "manual":
+            raise ExtractionConfigError(
+                f"masks: {config.masks}: the masks describe tumours, and this cohort has no "
+                "tumour table"
             )
         table = patients.copy()
         table.insert(0, "centre", cohort.centres())
@@ -165,19 +182,22 @@ def extract(
         return table
 
     _check_encoder(config, cache, encoder)
+    _check_masks(config, auto_masks)
+    drawn = auto_masks.paths if auto_masks is not None else {}
     index = cohort.tumours.index
     tumour_ids = index.to_frame(index=False).groupby(PATIENT_INDEX)[TUMOUR_INDEX].apply(tuple)
     tasks = [
         _PatientTask(
-            p, tuple(int(t) for t in tumour_ids.get(p, ())), cohort.images.get(p, {}), config
+            p,
+            tuple(int(t) for t in tumour_ids.get(p, ())),
+            patient_images(config.masks, cohort.images.get(p, {}), config.images, drawn.get(p, {})),
+            config,
         )
         for p in cohort.patient_ids
         if p in tumour_ids.index
     ]
     store = FeatureCache(cache) if cache is not None else None
-    # The deep features are computed after the per-patient results: not part of their key.
-    config_json = config.model_dump(mode="json", exclude={"deep"})
-    keys = [patient_key(config_json, task.paths) for task in tasks]
+    keys = [_cache_key(config, task, cohort.images.get(task.patient_id, {})) for task in tasks]
     results: dict[str, PatientResult] = {}
     todo = []
     for task, key in zip(tasks, keys, strict=True):
@@ -211,7 +231,23 @@ def extract(
     tumour_level = table_predictors(cohort.tumours, schema.tables.tumours)
     measured = pd.DataFrame.from_dict(geometry, orient="index")
     measured.index = pd.MultiIndex.from_tuples(measured.index, names=[PATIENT_INDEX, TUMOUR_INDEX])
-    table = pd.concat([patient_level, tumour_level, measured.reindex(index)], axis=1)
+    sources = pd.DataFrame.from_dict(
+        {
+            p: mask_source_columns(
+                cohort.images.get(p, {}), config.images, drawn.get(p, {}), config.masks
+            )
+            for p in cohort.patient_ids
+        },
+        orient="index",
+    ).astype("str")  # text with NaN for none, as Parquet gives it back
+    measured = pd.concat(
+        [
+            measured.reindex(index),
+            sources.reindex(index.get_level_values(PATIENT_INDEX)).set_axis(index),
+        ],
+        axis=1,
+    )
+    table = pd.concat([patient_level, tumour_level, measured], axis=1)
     table.insert(
         0, "centre", cohort.centres().reindex(index.get_level_values(PATIENT_INDEX)).to_numpy()
     )
@@ -250,7 +286,8 @@ def extract(
         if p not in tumour_ids.index
     ]
     table.attrs["hepablate"]["warnings"] = (
-        _validation_warnings(cohort, config)
+        _validation_warnings(cohort, config, drawn)
+        + (auto_masks.warnings if auto_masks is not None else [])
         + untabled
         + [
             _warning(
@@ -286,6 +323,50 @@ def check_deep(config: ExtractionConfig, cache: Path | None) -> None:
         )
 
 
+def _cache_key(config: ExtractionConfig, task: _PatientTask, manual: dict[str, Path]) -> str:
+    """A patient's cache key: the settings that decide its results and its images' bytes.
+    The deep features are computed after the per-patient results, so not part of it; where the
+    masks come from is, when any of the patient's is the segmenter's (its id, so a cached
+    result with manual masks is never reused for automatic ones, nor one segmenter's for
+    another's); a patient measured from its own masks alone keeps the key it had before."""
+    settings = config.model_dump(mode="json", exclude={"deep", "masks", "segmenter"})
+    drawn = [
+        role
+        for role in AUTO_ROLES
+        if (name := getattr(config.images, role)) in task.paths
+        and task.paths[name] != manual.get(name)
+    ]
+    if drawn:
+        assert config.segmenter is not None  # _check_masks
+        settings["auto_masks"] = {"segmenter": config.segmenter.id, "roles": drawn}
+    return patient_key(settings, task.paths)
+
+
+def _check_masks(config: ExtractionConfig, auto_masks: AutoMasks | None) -> None:
+    """Before any patient is extracted: automatic masks need the caller's segmentation, made
+    with the config's mode and segmenter."""
+    if config.masks == "manual":
+        if auto_masks is not None:
+            raise ExtractionConfigError(
+                "automatic masks were given but the config has masks: manual"
+            )
+        return
+    if auto_masks is None:
+        raise ExtractionConfigError(
+            f"masks: {config.masks}: the segmentation runs in the caller: pass auto_masks, or "
+            "extract through hepablate.app.extract_features"
+        )
+    assert config.segmenter is not None  # the config's own rule
+    if auto_masks.mode != config.masks or (
+        config.segmenter.id is not None and auto_masks.segmenter.id != config.segmenter.id
+    ):
+        raise ExtractionConfigError(
+            f"the automatic masks were drawn with masks: {auto_masks.mode} by segmenter "
+            f"{auto_masks.segmenter.id}; the config has masks: {config.masks}, segmenter "
+            f"{config.segmenter.id}"
+        )
+
+
 def _check_encoder(config: ExtractionConfig, cache: Path | None, encoder: Any) -> None:
     """Before any patient is extracted: ``config.deep`` needs crops on disk and its encoder."""
     if config.deep is None:
@@ -301,9 +382,12 @@ def _check_encoder(config: ExtractionConfig, cache: Path | None, encoder: Any) -
         )
 
 
-def _validation_warnings(cohort: Cohort, config: ExtractionConfig) -> list[dict[str, Any]]:
+def _validation_warnings(
+    cohort: Cohort, config: ExtractionConfig, drawn: Mapping[str, Mapping[str, Path]]
+) -> list[dict[str, Any]]:
     """The validation warnings that concern measured columns, so the table says what its
-    values rest on: a scan without anatomy, a tumour cut by the image edge, one too small."""
+    values rest on: a scan without anatomy, a tumour cut by the image edge, one too small
+    (not those about a cohort mask the segmenter's replaced: ``drawn``, patient -> role)."""
     names = config.images
     pre, post = ["geom.*", "rad.*"], _REGISTERED_COLUMNS
     affected = {
@@ -318,6 +402,13 @@ def _validation_warnings(cohort: Cohort, config: ExtractionConfig) -> list[dict[
     for problem in cohort.report.warnings if cohort.report is not None else []:
         columns = affected.get((problem.code, problem.field or ""))
         if columns is None or problem.patient is None:
+            continue
+        replaced = {
+            getattr(names, role)
+            for role in drawn.get(problem.patient, {})
+            if needs_auto(config.masks, cohort.images.get(problem.patient, {}), names, role)
+        }
+        if problem.field in replaced:
             continue
         found.append(
             {

@@ -358,6 +358,33 @@ def _crops(task: _PatientTask, scans: _Scans, tumour_id: int) -> dict[str, np.nd
     return out
 
 
+def _unlisted_labels(task: _PatientTask, scans: _Scans, warnings: list[dict[str, Any]]) -> None:
+    """Lesions of the tumour or zone mask without a row in the tumours table (a segmenter's
+    masks may hold more lesions than the table lists; a cohort's own are refused by the
+    validation): said, since they are not measured."""
+    names = task.config.images
+    listed = set(task.tumour_ids)
+    masks = [(names.tumours, scans.tumours.array)]
+    if scans.zones is not None:
+        masks.append((names.ablation, scans.zones.array))
+    for name, array in masks:
+        unlisted = sorted(int(v) for v in np.unique(array) if v and int(v) not in listed)
+        if unlisted:
+            shown = ", ".join(str(v) for v in unlisted[:10])
+            more = f" and {len(unlisted) - 10} more" if len(unlisted) > 10 else ""
+            warnings.append(
+                _warning(
+                    task.patient_id,
+                    None,
+                    "tumours",
+                    [],
+                    f"the {name} mask has {len(unlisted)} lesion(s) that the tumours table does "
+                    f"not list (labels {shown}{more}): not measured",
+                    left_empty=False,
+                )
+            )
+
+
 def _patient_features(task: _PatientTask) -> PatientResult:
     """Geometry, radiomics, perturbed radiomics and crops of one patient's tumours."""
     try:
@@ -393,12 +420,37 @@ def _measure_patient(task: _PatientTask) -> PatientResult:
     with _step("geometry"):
         liver_mask = None if scans.liver is None else scans.liver.array > 0
         large = None if scans.vessels is None else large_vessels(scans.vessels.array > 0, spacing)
+    _unlisted_labels(task, scans, warnings)
     for tumour_id in task.tumour_ids:
         tumour = labels == tumour_id
+        if not tumour.any():  # (the validation refuses this in a cohort's own masks)
+            warnings.append(
+                _warning(
+                    task.patient_id,
+                    tumour_id,
+                    "tumours",
+                    ["geom.*", "rad.*"],
+                    f"no voxel labelled {tumour_id} in the {task.config.images.tumours} mask",
+                )
+            )
+            continue
+        zone = None if scans.zones_pre is None else scans.zones_pre == tumour_id
+        if zone is not None and not zone.any():
+            warnings.append(
+                _warning(
+                    task.patient_id,
+                    tumour_id,
+                    "geometry",
+                    _REGISTERED_COLUMNS,
+                    f"no voxel labelled {tumour_id} in the {task.config.images.ablation} mask "
+                    "on the pre-CT grid: no zone for this tumour",
+                )
+            )
+            zone = None
         try:
             geometry = tumour_geometry(
                 tumour,
-                None if scans.zones_pre is None else scans.zones_pre == tumour_id,
+                zone,
                 spacing,
                 liver=liver_mask,
                 large_vessel_mask=large,

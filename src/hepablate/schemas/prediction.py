@@ -22,14 +22,17 @@ from hepablate.schemas.metrics import CohortSummary, Estimate, ModelKind, StudyE
 __all__ = [
     "PREDICTION_SCHEMA_VERSION",
     "BinaryPrediction",
+    "MaskSources",
     "Prediction",
+    "SegmenterInfo",
     "SurvivalPrediction",
     "parse_prediction",
     "read_prediction",
 ]
 
 # 1: the first versioned prediction.json (files written before it are read as 1).
-PREDICTION_SCHEMA_VERSION = 1
+# 2: where the masks came from, per row (``masks``), and the segmenter that drew automatic ones.
+PREDICTION_SCHEMA_VERSION = 2
 
 Scalar = bool | int | float | str | None
 
@@ -153,6 +156,28 @@ class InputCheck(Closed):
     reason: str | None = absent_if_none()  # why a missing input is missing
 
 
+MaskOrigin = Literal["manual", "auto"]
+
+
+class MaskSources(Closed):
+    """Where the masks a row was measured from came from (the FeatureTable's
+    ``qa.mask_source*``): the cohort's own (``manual``) or a segmenter's (``auto``), per mask
+    (None: the patient has no such mask), and over them (``mixed``: some of each)."""
+
+    source: Literal["manual", "auto", "mixed"]
+    tumours: MaskOrigin | None
+    ablation: MaskOrigin | None
+    liver: MaskOrigin | None
+    post_liver: MaskOrigin | None
+
+
+class SegmenterInfo(Closed):
+    """The segmentation bundle that drew the automatic masks."""
+
+    bundle: str
+    id: str  # SHA-256 of its manifest.json
+
+
 class BinaryPrediction(Closed):
     patient_id: str
     tumour_id: int | None
@@ -165,6 +190,8 @@ class BinaryPrediction(Closed):
     contribution_method: str
     what_if_margin: WhatIfMargin
     input_checks: list[InputCheck]
+    # None: not measured from masks (no images), or a version 1 file (whose were manual).
+    masks: MaskSources | None = None
 
     @property
     def value(self) -> float:
@@ -183,6 +210,7 @@ class SurvivalPrediction(Closed):
     contribution_method: str
     what_if_margin: WhatIfMargin
     input_checks: list[InputCheck]
+    masks: MaskSources | None = None  # as BinaryPrediction's
 
     @property
     def value(self) -> float:
@@ -208,7 +236,7 @@ class ExtractionWarning(Open):
 class Prediction(Closed):
     """``prediction.json``."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[1, 2]
     bundle: BundleInfo
     endpoint: StudyEndpoint
     validation: ValidationInfo
@@ -216,6 +244,8 @@ class Prediction(Closed):
     threshold: float | None
     predictions: list[PredictionRow]  # per tumour (per patient: a patient-level endpoint)
     warnings: list[ExtractionWarning]  # everything the extraction noted about the patient
+    # The bundle that drew the automatic masks (None: every mask was the cohort's own).
+    segmenter: SegmenterInfo | None = None
 
 
 def parse_prediction(raw: Any, where: Path | str = "prediction.json") -> Prediction:
