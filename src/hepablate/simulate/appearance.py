@@ -51,7 +51,7 @@ class Kernel:
 
 KERNELS = {
     "smooth": Kernel("smooth", blur_mm=0.9, noise_grain_mm=1.1, noise_factor=1.0, overshoot=0.0),
-    "sharp": Kernel("sharp", blur_mm=0.35, noise_grain_mm=0.35, noise_factor=2.2, overshoot=0.6),
+    "sharp": Kernel("sharp", blur_mm=0.35, noise_grain_mm=0.35, noise_factor=1.8, overshoot=0.6),
 }
 
 
@@ -96,7 +96,8 @@ class PatientLook:
     cysts: list[tuple[Ellipsoid, float]]  # shape, HU
 
     def rows(self, patient_id: str, sites: list[TumourSite]) -> list[dict[str, Any]]:
-        """One row a lesion (tumours, then cysts) for ``appearance.csv``."""
+        """One row a lesion (tumours, then cysts) for ``appearance.csv``; ``centre_mm`` is in
+        the pre CT's frame (x y z)."""
         scan = {
             "slice_mm": self.slice_mm,
             "kernel": self.kernel.name,
@@ -114,6 +115,7 @@ class PatientLook:
                     "tumour_id": site.tumour_id,
                     "kind": look.kind,
                     "diameter_mm": round(site.diameter_mm, 1),
+                    "centre_mm": " ".join(f"{v:.1f}" for v in site.centre),
                     "pre_contrast_hu": round(look.contrast_hu[self.pre.phase], 1),
                     "pre_rim_hu": round(look.rim_hu[self.pre.phase], 1),
                     "necrosis": round(look.necrosis, 2),
@@ -129,6 +131,7 @@ class PatientLook:
                     "tumour_id": None,
                     "kind": "cyst",
                     "diameter_mm": round(float(2.0 * np.cbrt(np.prod(shape.radii))), 1),
+                    "centre_mm": " ".join(f"{v:.1f}" for v in shape.centre),
                     "pre_contrast_hu": round(hu - self.pre.liver_hu, 1),
                     "pre_rim_hu": 0.0,
                     "necrosis": 0.0,
@@ -162,7 +165,7 @@ def _scan_look(
         hepatic_hu=float(hepatic),
         aorta_hu=float(aorta),
         kidney_hu=float(kidney),
-        noise_hu=float(np.clip(sigma, 6.0, 80.0)),
+        noise_hu=float(np.clip(sigma, 6.0, 60.0)),
         zone_hu=float(rng.uniform(20.0, 45.0)),
         zone_rim_hu=float(rng.uniform(5.0, 30.0)),
     )
@@ -172,9 +175,12 @@ def _tumour_look(rng: np.random.Generator, diameter_mm: float) -> TumourLook:
     rim = {"arterial": 0.0, "portal": 0.0}
     if rng.random() < _P_HYPER:
         # HCC: arterial hyper-enhancement; in the portal phase washout (most) or persistence,
-        # often with an enhancing capsule.
+        # often with an enhancing capsule. Never iso-attenuating: a tumour no one could see in
+        # this scan would teach a network to draw at random.
         kind: Literal["hyper", "hypo"] = "hyper"
-        contrast = {"arterial": rng.uniform(15.0, 60.0), "portal": rng.uniform(-30.0, 10.0)}
+        washout = bool(rng.random() < 0.7)
+        portal = rng.uniform(-30.0, -8.0) if washout else rng.uniform(8.0, 20.0)
+        contrast = {"arterial": rng.uniform(15.0, 60.0), "portal": portal}
         if rng.random() < 0.5:
             rim["portal"] = rng.uniform(10.0, 35.0)
     else:
