@@ -191,7 +191,7 @@ def _tumour_look(rng: np.random.Generator, diameter_mm: float) -> TumourLook:
         if rng.random() < 0.5:
             rim["arterial"] = rng.uniform(15.0, 45.0)
             rim["portal"] = rim["arterial"] * rng.uniform(0.3, 0.7)
-    rim_mm = float(rng.uniform(1.5, 3.5))
+    rim_mm = float(rng.uniform(1.0, 2.5))
     # Necrosis is common in large tumours and rare in small ones.
     p_necrosis = 0.05 + 0.55 / (1.0 + np.exp(-(diameter_mm - 28.0) / 5.0))
     necrotic = bool(rng.random() < p_necrosis)
