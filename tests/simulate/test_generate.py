@@ -45,6 +45,13 @@ def test_same_seed_same_cohort_whatever_the_workers(small_cohort: Path, tmp_path
         assert a.grid == b.grid
 
 
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim") / "cohort"
+    simulate_cohort(SimulationConfig(n=8, seed=7), out, workers=2)
+    return out
+
+
 # SHA-256 (first 16 hex digits) of the small cohort's arrays (every patient, in order, with
 # dtype and grid) and tables, as simulated before ``appearance`` existed (commit e90a810).
 # docs/benchmarks.md was measured on these scans: a change here moves its figures. A new numpy
