@@ -20,6 +20,13 @@ from hepablate.simulate.oracle import cohort_rates, oracle_scores, read_truth
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(scope="module")
+def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim") / "cohort"
+    simulate_cohort(SimulationConfig(n=8, seed=7), out, workers=2)
+    return out
+
+
 def test_cohort_passes_validation(small_cohort: Path) -> None:
     report = validate_cohort(small_cohort)
 
@@ -43,13 +50,6 @@ def test_same_seed_same_cohort_whatever_the_workers(small_cohort: Path, tmp_path
         b = read_volume(small_cohort / "images" / "SIM0003" / f"{name}.nii.gz")
         np.testing.assert_array_equal(a.array, b.array)
         assert a.grid == b.grid
-
-
-@pytest.fixture(scope="module")
-def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sim") / "cohort"
-    simulate_cohort(SimulationConfig(n=8, seed=7), out, workers=2)
-    return out
 
 
 # SHA-256 (first 16 hex digits) of the small cohort's arrays (every patient, in order, with
