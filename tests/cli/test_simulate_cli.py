@@ -108,3 +108,13 @@ def test_a_cohort_of_ten_patients_gets_its_rates_and_oracle(tmp_path: Path) -> N
     rates = json.loads((out / "simulation.json").read_text(encoding="utf-8"))["rates"]
     km = f"local tumour progression by 2 years (Kaplan-Meier): {100 * rates['ltp_24m_km']:.1f}%"
     assert km in _text(result.stdout) and "oracle: AUC" in result.stdout
+
+
+def test_simulate_refuses_an_unknown_appearance(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["simulate", "--n", "2", "--out", str(tmp_path), "--appearance", "glossy"]
+    )
+
+    assert result.exit_code == 2
+    assert "plain or varied" in result.output
+    assert not (tmp_path / "patients.csv").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,42 @@ def test_same_seed_same_cohort_whatever_the_workers(small_cohort: Path, tmp_path
         b = read_volume(small_cohort / "images" / "SIM0003" / f"{name}.nii.gz")
         np.testing.assert_array_equal(a.array, b.array)
         assert a.grid == b.grid
+
+
+# SHA-256 (first 16 hex digits) of the small cohort's arrays (every patient, in order, with
+# dtype and grid) and tables, as simulated before ``appearance`` existed (commit e90a810).
+# docs/benchmarks.md was measured on these scans: a change here moves its figures. A new numpy
+# or scipy may round a filter differently; then say so and re-measure, do not just re-pin.
+PLAIN_DIGESTS = {
+    "pre_ct": "2d10203f05ac7a00",
+    "post_ct": "dbeb32c92e20454d",
+    "pre_tumours": "a290c05098dc0371",
+    "post_ablation": "8edc2ffdf2e4c50d",
+    "liver": "a191ed6ca339f293",
+    "vessels": "0a75547c586c5536",
+    "post_liver": "673a71a6c9eeb37f",
+    "patients.csv": "d786d319e2b582ff",
+    "tumours.csv": "f57834ecba785de9",
+    "truth.csv": "4dcaa549f6b620fa",
+}
+
+
+def test_the_plain_default_draws_the_scans_it_always_drew(small_cohort: Path) -> None:
+    assert SimulationConfig(n=1, seed=0).appearance == "plain"
+    digests = {}
+    for name in list(PLAIN_DIGESTS)[:7]:
+        digest = hashlib.sha256()
+        for folder in sorted((small_cohort / "images").iterdir()):
+            volume = read_volume(folder / f"{name}.nii.gz")
+            digest.update(np.ascontiguousarray(volume.array).tobytes())
+            digest.update(str(volume.array.dtype).encode())
+            grid = volume.grid
+            digest.update(repr((grid.size, grid.spacing_mm, grid.origin_mm)).encode())
+        digests[name] = digest.hexdigest()[:16]
+    for table in ("patients.csv", "tumours.csv", "truth.csv"):
+        digests[table] = hashlib.sha256((small_cohort / table).read_bytes()).hexdigest()[:16]
+
+    assert digests == PLAIN_DIGESTS
 
 
 def test_another_seed_another_cohort(small_cohort: Path, tmp_path: Path) -> None:

@@ -72,10 +72,11 @@ def simulate(
             )
 
     rates = cohort_rates(out)
+    # The plain appearance is left out, so that simulation.json of a plain cohort stays what it
+    # was before there was a choice (absent means plain).
+    recorded = config.model_dump(exclude={"appearance"} if config.appearance == "plain" else None)
     (out / "simulation.json").write_text(
-        json.dumps(
-            {"config": config.model_dump(), "seconds": round(seconds, 1), "rates": rates}, indent=2
-        ),
+        json.dumps({"config": recorded, "seconds": round(seconds, 1), "rates": rates}, indent=2),
         encoding="utf-8",
     )
     return SimulateResult(out, config, seconds, rates, previews)

@@ -42,6 +42,14 @@ def simulate(
     no_images: Annotated[
         bool, typer.Option("--no-images", help="Tables and truth only (fast).")
     ] = False,
+    appearance: Annotated[
+        str,
+        typer.Option(
+            "--appearance",
+            help="CT appearance: plain (one look, as before) or varied (contrast phase, "
+            "kernel, noise, slice thickness 1-5 mm, tumour looks, cysts; same tables).",
+        ),
+    ] = "plain",
 ) -> None:
     """Simulate a cohort (tables, CT images, masks, outcomes) whose truth is known.
 
@@ -55,7 +63,12 @@ def simulate(
     if size not in ("small", "full"):
         raise typer.BadParameter("--size must be small or full")
     chosen: Literal["small", "full"] = "small" if size == "small" else "full"
-    config = SimulationConfig(n=n, seed=seed, size=chosen, centres=centres, images=not no_images)
+    if appearance not in ("plain", "varied"):
+        raise typer.BadParameter("--appearance must be plain or varied")
+    look: Literal["plain", "varied"] = "plain" if appearance == "plain" else "varied"
+    config = SimulationConfig(
+        n=n, seed=seed, size=chosen, centres=centres, images=not no_images, appearance=look
+    )
     with progress_bar() as progress:
         result = run_simulate(config, out, preview=preview, workers=workers, progress=progress)
     print_simulation(Console(highlight=False), result)

@@ -27,6 +27,7 @@ __all__ = [
     "Anatomy",
     "TumourSite",
     "draw_anatomy",
+    "place_cyst",
     "place_tumour",
     "plan_ablation",
 ]
@@ -43,6 +44,9 @@ FIELD_OF_VIEW_MM = (220.0, 175.0, 155.0)
 class Anatomy:
     liver: StarShape
     vessels: list[Tube]
+    # "portal" (portal vein tree) or "hepatic" (hepatic veins and IVC), one per vessel: they
+    # fill with contrast at different times (hepablate.simulate.appearance).
+    vessel_kinds: list[str]
     organs: list[tuple[str, Shape, float]]  # name, shape, HU; painted in order, under the liver
     beside: list[tuple[str, Shape, float]]  # painted over the liver (spine, aorta)
     bowel_seed: int  # the bowel loops drawn around the liver
@@ -160,8 +164,9 @@ def _tube(
     return Tube(np.asarray(start, dtype=float), np.asarray(end, dtype=float), float(radius))
 
 
-def _vessel_tree(rng: np.random.Generator, liver_centre: Array) -> list[Tube]:
-    """Portal vein (from the hilum) and three hepatic veins (to the IVC), with jittered ends."""
+def _vessel_tree(rng: np.random.Generator, liver_centre: Array) -> tuple[list[Tube], list[str]]:
+    """Portal vein (from the hilum) and three hepatic veins (to the IVC), with jittered ends,
+    and the kind of each tube ("portal" or "hepatic"; a small branch has its parent's)."""
 
     def jitter(point: tuple[float, float, float], mm: float = 7.0) -> Array:
         return liver_centre + np.asarray(point) + rng.normal(0.0, mm, 3)
@@ -170,6 +175,7 @@ def _vessel_tree(rng: np.random.Generator, liver_centre: Array) -> list[Tube]:
     hilum = jitter((12.0, 18.0, -30.0), 4.0)
     portal_split = jitter((0.0, 8.0, -12.0), 4.0)
     tubes.append(_tube(hilum, portal_split, rng.uniform(5.0, 6.5)))
+    kinds = ["portal"]
     for branch_end, twigs in (
         ((-45.0, 5.0, -5.0), ((-62.0, -15.0, -25.0), (-60.0, 25.0, 15.0))),
         ((32.0, -8.0, 8.0), ((50.0, -20.0, -10.0), (45.0, 5.0, 25.0))),
@@ -178,16 +184,20 @@ def _vessel_tree(rng: np.random.Generator, liver_centre: Array) -> list[Tube]:
         tubes.append(_tube(portal_split, end, rng.uniform(3.5, 4.5)))
         for twig in twigs:
             tubes.append(_tube(end, jitter(twig, 8.0), rng.uniform(0.9, 1.4)))
+        kinds += ["portal"] * (1 + len(twigs))
     ivc_top = jitter((-8.0, 28.0, 40.0), 3.0)
     for vein_end in ((-62.0, 0.0, -12.0), (-12.0, -30.0, -22.0), (35.0, -18.0, 0.0)):
         end = jitter(vein_end, 8.0)
         middle = ivc_top + (end - ivc_top) * 0.55 + rng.normal(0.0, 3.0, 3)
         tubes.append(_tube(ivc_top, middle, rng.uniform(3.5, 5.0)))
         tubes.append(_tube(middle, end, rng.uniform(1.1, 1.7)))
+        kinds += ["hepatic", "hepatic"]
     for _ in range(6):  # small branches below the 3 mm calibre that counts
-        start = tubes[int(rng.integers(len(tubes)))].end
+        parent = int(rng.integers(len(tubes)))
+        start = tubes[parent].end
         tubes.append(_tube(start, start + rng.normal(0.0, 14.0, 3), rng.uniform(0.6, 1.0)))
-    return tubes
+        kinds.append(kinds[parent])
+    return tubes, kinds
 
 
 def draw_anatomy(rng: np.random.Generator) -> Anatomy:
@@ -199,7 +209,8 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     # The IVC runs in a groove of the posterior liver: a large vessel for heat sink and
     # perivascular location, and in the vessel mask.
     ivc = _tube((-18.0, 34.0, -200.0), (-18.0, 34.0, 200.0), 10.0)
-    vessels = [ivc, *_vessel_tree(rng, centre)]
+    tree, kinds = _vessel_tree(rng, centre)
+    vessels = [ivc, *tree]
     organs: list[tuple[str, Shape, float]] = [
         ("body", Ellipsoid(np.array([0.0, 5.0, 0.0]), np.array([150.0, 115.0, 1e4])), -95.0),
         ("muscle", Ellipsoid(np.array([0.0, 5.0, 0.0]), np.array([146.0, 111.0, 1e4])), 55.0),
@@ -219,7 +230,9 @@ def draw_anatomy(rng: np.random.Generator) -> Anatomy:
     ]
     capsule, origin, spacing = _capsule_distance(liver)
     bowel = int(rng.integers(2**31))
-    return Anatomy(liver, vessels, organs, beside, bowel, capsule, origin, spacing)
+    return Anatomy(
+        liver, vessels, ["hepatic", *kinds], organs, beside, bowel, capsule, origin, spacing
+    )
 
 
 def _capsule_distance(liver: StarShape, spacing_mm: float = 2.0) -> tuple[Array, Array, float]:
@@ -303,6 +316,53 @@ def place_tumour(
         raise RuntimeError("could not place a tumour in this liver")  # pragma: no cover
     # A large tumour in a crowded liver: the site that keeps it farthest from the vessels.
     return TumourSite(tumour_id, best[1], latent, subcapsular, perivascular)
+
+
+def _sphere_directions(n: int) -> Array:
+    """``n`` unit vectors spread evenly over the sphere (a Fibonacci lattice)."""
+    index = np.arange(n) + 0.5
+    polar = np.arccos(1.0 - 2.0 * index / n)
+    azimuth = np.pi * (1.0 + 5.0**0.5) * index
+    return np.stack(
+        [np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], -1
+    )
+
+
+def place_cyst(
+    rng: np.random.Generator,
+    anatomy: Anatomy,
+    diameter_mm: float,
+    tumours: list[TumourSite],
+    zones: list[AblationZone],
+    others: list[Ellipsoid],
+) -> Ellipsoid | None:
+    """A simple cyst: a smooth, nearly round sac inside the liver, clear of the tumours, their
+    ablation zones (by 4 mm), every vessel and the other cysts.
+
+    ``None`` when no site fits in 60 attempts: a crowded liver has one cyst fewer. A cyst is a
+    look-alike for the images only; it is in no mask and changes no truth.
+    """
+    radii = diameter_mm / 2.0 * rng.uniform(0.9, 1.1, 3)
+    axes = rotation_matrix(tuple(rng.uniform(-90.0, 90.0, 3)))
+    reach = float(radii.max())
+    directions = _sphere_directions(200)
+    depth = float(np.ceil(reach)) + 2.0  # whole millimetres: few depth ranges to scan
+    for _ in range(60):
+        centre = anatomy.sample_at_depth(rng, depth, np.inf)
+        if centre is None:
+            return None
+        if any(
+            np.linalg.norm(centre - t.centre) < reach + t.shape.radii[0] * t.shape.max_factor + 8.0
+            for t in tumours
+        ) or any(np.linalg.norm(centre - c.centre) < reach + c.radii.max() + 3.0 for c in others):
+            continue
+        halo = np.vstack([centre, centre + directions * (reach + 4.0)])
+        if any(zone.inside(halo).any() for zone in zones):
+            continue
+        if _vessel_gap(centre + directions * (reach + 1.0), anatomy.vessels).min() <= 0.0:
+            continue
+        return Ellipsoid(centre, radii, axes)
+    return None
 
 
 # Zone diameter (short axis, mm) = c * (power W * time min) ** 0.33: manufacturer-table-like.

@@ -3,7 +3,9 @@
 Each patient is simulated from its own random streams (spawned from the cohort's seed), so a
 cohort is the same whatever the number of worker processes, and the image size (``small`` or
 ``full``) changes the images only: the same seed gives the same patients, geometry and
-outcomes at both sizes. The truth goes to ``truth.csv``, which no training or prediction code
+outcomes at both sizes. ``appearance: varied`` changes the images only too (a fourth stream,
+:mod:`hepablate.simulate.appearance`), and writes what it drew to ``appearance.csv``. The truth
+goes to ``truth.csv``, which no training or prediction code
 reads; :mod:`hepablate.simulate.oracle` scores the best possible prediction from it.
 """
 
@@ -31,6 +33,7 @@ from hepablate.simulate.anatomy import (
     place_tumour,
     plan_ablation,
 )
+from hepablate.simulate.appearance import draw_look
 from hepablate.simulate.clinical import (
     CentreProfile,
     draw_afp_ng_ml,
@@ -53,13 +56,20 @@ from hepablate.simulate.render import ScannerProfile, render_post, render_pre
 from hepablate.simulate.shapes import RigidTransform
 from hepablate.simulate.truth import measure_tumour
 
-__all__ = ["IMAGE_SPACING_MM", "TRUTH_FILE", "SimulationConfig", "simulate_cohort"]
+__all__ = [
+    "APPEARANCE_FILE",
+    "IMAGE_SPACING_MM",
+    "TRUTH_FILE",
+    "SimulationConfig",
+    "simulate_cohort",
+]
 
 IMAGE_SPACING_MM: dict[str, tuple[float, float, float]] = {
     "small": (1.5, 1.5, 2.5),
     "full": (0.8, 0.8, 2.5),
 }
 TRUTH_FILE = "truth.csv"
+APPEARANCE_FILE = "appearance.csv"  # varied appearance only: each lesion's look, each scan's
 # Chances of wanting a site; the realised location is measured and recorded afterwards.
 _P_WANT_SUBCAPSULAR = 0.25
 _P_WANT_PERIVASCULAR = 0.2
@@ -76,6 +86,10 @@ class SimulationConfig(BaseModel):
     size: Literal["small", "full"] = "small"
     centres: int = Field(default=1, ge=1, le=20)
     images: bool = True
+    # "plain": the scans of earlier versions, voxel for voxel (the benchmarks' figures were
+    # measured on them). "varied": contrast phase, kernel, noise, slice thickness 1-5 mm,
+    # tumour appearances and cysts vary per patient (docs/simulator.md); same tables.
+    appearance: Literal["plain", "varied"] = "plain"
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class _PatientTask:
     centre: CentreProfile
     size: str
     images_dir: Path | None
+    appearance: str = "plain"
 
 
 @dataclass
@@ -92,6 +107,7 @@ class _PatientResult:
     patient: dict[str, Any]
     tumours: list[dict[str, Any]]
     truth: list[dict[str, Any]]
+    appearance: list[dict[str, Any]]
 
 
 def _couinaud_segment(position: np.ndarray, liver_centre: np.ndarray) -> str:
@@ -119,8 +135,11 @@ def _bclc(n_tumours: int, largest_mm: float, child_pugh: str, ecog: int) -> str:
     return "B"
 
 
-def _grids(rng: np.random.Generator, size: str) -> tuple[Grid, Grid]:
+def _grids(rng: np.random.Generator, size: str, slice_mm: float | None = None) -> tuple[Grid, Grid]:
+    """The pre and post CT grids: ``size``'s spacing, or its in-plane one with ``slice_mm``."""
     spacing = IMAGE_SPACING_MM[size]
+    if slice_mm is not None:
+        spacing = (spacing[0], spacing[1], slice_mm)
     counts = tuple(round(f / s) for f, s in zip(FIELD_OF_VIEW_MM, spacing, strict=True))
     origin = np.array([-f / 2 for f in FIELD_OF_VIEW_MM]) + rng.uniform(-3.0, 3.0, 3)
     post_origin = origin + rng.uniform(-0.5, 0.5, 3) * np.asarray(spacing)
@@ -139,7 +158,10 @@ def _write(array: np.ndarray, grid: Grid, path: Path) -> None:
 
 
 def _simulate_patient(task: _PatientTask) -> _PatientResult:
-    body_rng, outcome_rng, image_rng = (np.random.default_rng(s) for s in task.seed.spawn(3))
+    # A fourth stream for the varied appearance only: the first three are the same either way.
+    varied = task.appearance == "varied"
+    streams = [np.random.default_rng(s) for s in task.seed.spawn(4 if varied else 3)]
+    body_rng, outcome_rng, image_rng = streams[:3]
     centre = task.centre
     clinical = draw_patient(body_rng, centre)
     anatomy = draw_anatomy(body_rng)
@@ -189,16 +211,21 @@ def _simulate_patient(task: _PatientTask) -> _PatientResult:
     follow_up = draw_follow_up(outcome_rng)
     rfs_true = min(distant, float(ltp_true.min()))
 
+    appearance: list[dict[str, Any]] = []
     if task.images_dir is not None:
-        pre_grid, post_grid = _grids(image_rng, task.size)
+        look = draw_look(streams[3], anatomy, sites, zones, centre.noise_hu) if varied else None
+        pre_grid, post_grid = _grids(image_rng, task.size, look.slice_mm if look else None)
         scanner = ScannerProfile(noise_hu=centre.noise_hu, hu_offset=centre.hu_offset)
         folder = task.images_dir / task.patient_id
         folder.mkdir(parents=True, exist_ok=True)
-        for name, array in render_pre(anatomy, sites, pre_grid, scanner, image_rng).items():
+        pre = render_pre(anatomy, sites, pre_grid, scanner, image_rng, look)
+        for name, array in pre.items():
             _write(array, pre_grid, folder / f"{name}.nii.gz")
-        post = render_post(anatomy, sites, zones, post_grid, motion, scanner, image_rng)
+        post = render_post(anatomy, sites, zones, post_grid, motion, scanner, image_rng, look)
         for name, array in post.items():
             _write(array, post_grid, folder / f"{name}.nii.gz")
+        if look is not None:
+            appearance = look.rows(task.patient_id, sites)
 
     follow = follow_up.months
     patient = {
@@ -259,7 +286,7 @@ def _simulate_patient(task: _PatientTask) -> _PatientResult:
                 "motion_translation_mm": " ".join(f"{v:.6f}" for v in motion.translation),
             }
         )
-    return _PatientResult(patient, tumours, truth)
+    return _PatientResult(patient, tumours, truth, appearance)
 
 
 def simulate_cohort(
@@ -285,6 +312,7 @@ def simulate_cohort(
             centre=centres[which[i]],
             size=config.size,
             images_dir=out / "images" if config.images else None,
+            appearance=config.appearance,
         )
         for i in range(config.n)
     ]
@@ -301,6 +329,10 @@ def simulate_cohort(
     patients.to_csv(out / "patients.csv", index=False)
     tumours.to_csv(out / "tumours.csv", index=False)
     truth.to_csv(out / TRUTH_FILE, index=False)
+    if config.appearance == "varied" and config.images:
+        looks = pd.DataFrame([row for r in results for row in r.appearance])
+        looks["tumour_id"] = looks["tumour_id"].astype("Int64")  # empty for a cyst
+        looks.to_csv(out / APPEARANCE_FILE, index=False)
     (out / "cohort.yaml").write_text(_cohort_yaml(config, centres), encoding="utf-8")
     return truth
 
