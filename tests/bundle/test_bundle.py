@@ -26,7 +26,8 @@ from hepablate.features.extract import extract
 from hepablate.schemas.metrics import BinaryStudySummary, SurvivalStudySummary
 from hepablate.simulate.generate import SimulationConfig, simulate_cohort
 from hepablate.study import StudyConfig, run_study, study_data
-from hepablate.study.results import summarise
+from hepablate.study.results import mean_prediction, summarise
+from hepablate.validation.metrics import risk_tertiles
 
 # Its fixtures take tens of seconds: the whole module is left out of make test-fast.
 pytestmark = pytest.mark.slow
@@ -114,8 +115,11 @@ def test_the_bundle_holds_the_best_model_and_predicts_as_it_did(trained: Trained
     inputs = bundle.inputs(bundle.rows(trained.table))
     expected = trained.result.final[best].predict_proba(inputs)[:, 1]
     np.testing.assert_array_equal(bundle.risk(inputs), expected)
+    # The risk groups: the tertiles of the best model's out-of-fold probabilities (a forest's
+    # can be 0 for a third of the patients).
     low, high = bundle.thresholds["risk_groups"]["cuts"]
-    assert 0 < low < high < 1
+    assert 0 <= low < high <= 1
+    assert [low, high] == risk_tertiles(mean_prediction(trained.result.models[best]))
 
 
 @pytest.mark.parametrize(
