@@ -3,6 +3,8 @@ and the command line's bar is one."""
 
 from __future__ import annotations
 
+import pytest
+
 from hepablate.app import NO_PROGRESS, Progress, Within
 from hepablate.cli._progress import BarProgress, progress_bar
 from tests.app.conftest import Recorder
@@ -33,3 +35,18 @@ def test_the_bar_hands_parts_over_and_is_gone_after_the_block() -> None:
         bar.update(2, 2)  # after a part, before the next step: no bar to move
         bar.step("next")
     assert printed == ["the plan"]
+
+
+def test_a_ctrl_c_while_a_bar_starts_stays_a_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich marks a bar started before it joins its console: a KeyboardInterrupt between the
+    two must reach the CLI as itself (exit 130), not as the IndexError that stopping such a
+    bar raises (exit 1, "a bug in hepablate"); seen once in CI's Ctrl-C test under load."""
+    from rich.live import Live
+
+    def interrupted_start(self: Live, refresh: bool = False) -> None:
+        self._started = True
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Live, "start", interrupted_start)
+    with pytest.raises(KeyboardInterrupt), progress_bar() as bar:
+        bar.step("extract")

@@ -33,7 +33,7 @@ class BarProgress:
     def step(self, label: str) -> None:
         """A new bar titled ``label``, in place of the previous step's."""
         self.close()
-        self._bar = Progress(
+        bar = Progress(
             TextColumn(escape(label)),
             BarColumn(),
             MofNCompleteColumn(),
@@ -41,8 +41,12 @@ class BarProgress:
             console=Console(stderr=True),
             transient=True,
         )
-        self._bar.start()
-        self._task = self._bar.add_task(label, total=None)
+        # Kept only once started: a Ctrl-C inside rich's start() leaves a bar that calls
+        # itself started but is not on its console, and stopping it then raises IndexError,
+        # which would hide the KeyboardInterrupt (exit 1 instead of 130).
+        bar.start()
+        self._bar = bar
+        self._task = bar.add_task(label, total=None)
 
     def update(self, done: int, total: int) -> None:
         """Move the current step's bar."""
