@@ -152,3 +152,60 @@ def test_masks_from_elsewhere_are_measured_recorded_and_cached_apart(
         extract(cohort, auto)
     with pytest.raises(ExtractionConfigError, match="config has masks: manual"):
         extract(cohort, manual, auto_masks=AutoMasks("auto", segmenter, drawn))
+
+
+@pytest.mark.slow
+def test_a_drawn_lesion_the_tumours_table_does_not_list_is_a_warning_not_a_row(
+    two_patients: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import SimpleITK as sitk
+
+    cohort = load_cohort(two_patients)
+    patient = cohort.patient_ids[0]
+    folder = tmp_path / "drawn"
+    folder.mkdir()
+    tumours = sitk.ReadImage(str(cohort.images[patient]["pre_tumours"]))
+    labels = sitk.GetArrayFromImage(tumours)
+    extra = int(labels.max()) + 1
+    z, y, x = (s // 2 for s in labels.shape)
+    labels[z - 1 : z + 2, y - 1 : y + 2, x - 1 : x + 2] = np.where(
+        labels[z - 1 : z + 2, y - 1 : y + 2, x - 1 : x + 2] == 0, extra, labels[z, y, x]
+    )
+    drawn = sitk.GetImageFromArray(labels)
+    drawn.CopyInformation(tumours)
+    sitk.WriteImage(drawn, str(folder / "pre_tumours.nii.gz"))
+    segmenter = SegmenterRef(bundle=tmp_path / "seg", id="1" * 64)
+    config = ExtractionConfig(
+        radiomics=None,
+        crops=CropConfig(enabled=False),
+        register_post_ct=False,
+        masks="manual_else_auto",
+        segmenter=segmenter,
+    )
+    lacking = dataclasses.replace(
+        cohort,
+        images={
+            **cohort.images,
+            patient: {k: v for k, v in cohort.images[patient].items() if k != "pre_tumours"},
+        },
+    )
+
+    table = extract(
+        lacking,
+        config,
+        auto_masks=AutoMasks(
+            "manual_else_auto", segmenter, {patient: {"tumours": folder / "pre_tumours.nii.gz"}}
+        ),
+    )
+
+    assert extra not in table.loc[patient].index  # the table's tumours only
+    [warning] = [
+        w
+        for w in table.attrs["hepablate"]["warnings"]
+        if "that the tumours table does not list" in w["reason"]
+    ]
+    assert warning["patient"] == patient
+    assert (
+        f"1 lesion(s) that the tumours table does not list (labels {extra})" in (warning["reason"])
+    )

@@ -123,8 +123,9 @@ def test_a_patient_with_only_its_cts_is_predicted_with_automatic_masks(
     # the margin was measured from the automatic masks, not imputed
     assert not [c for c in row.input_checks if c.check == "missing"]
     assert "masks: auto (automatic: tumours, ablation, liver, post_liver)" in ran.stdout
-    # the lesions the segmenter found beyond the table's one tumour are said, not dropped
-    assert any("the tumours table does not list" in w.reason for w in prediction.warnings)
+    # lesions the segmenter finds beyond the table's tumours are warnings (tested in
+    # tests/features/test_mask_sources.py), not asserted here: the tiny segmenter draws more
+    # or fewer of them as its training changes
     assert json.loads(out.read_text(encoding="utf-8"))["predictions"][0]["masks"]["source"] == (
         "auto"
     )
