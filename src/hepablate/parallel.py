@@ -50,7 +50,13 @@ def run_tasks(
     elif workers > 1 and len(tasks) > 1:
         from joblib.externals.loky import get_reusable_executor
 
-        pool = get_reusable_executor(max_workers=min(workers, len(tasks)), initializer=_one_thread)
+        # Idle workers are kept 5 minutes (loky's default is 10 s): a study calls the pool
+        # again after each step, and on a loaded machine a worker leaving as new tasks come
+        # in made loky warn ("A worker stopped while some jobs were given to the executor"),
+        # a warning that reached metrics.json.
+        pool = get_reusable_executor(
+            max_workers=min(workers, len(tasks)), initializer=_one_thread, timeout=_IDLE_SECONDS
+        )
         futures: dict[Future[R], int] = {}
         try:
             for i, task in enumerate(tasks):
@@ -63,6 +69,9 @@ def run_tasks(
     else:
         for i, task in enumerate(tasks):
             yield i, function(task)
+
+
+_IDLE_SECONDS = 300
 
 
 def _one_thread() -> None:
