@@ -278,7 +278,8 @@ def test_predict_cli_says_how_the_bundle_was_accepted(
     monkeypatch.setattr(
         hepablate.bundle.predict,
         "predict_cohort",
-        lambda bundle, _, **options: predict_table(bundle, row, **options),
+        # a patient without images: no automatic masks to hand on
+        lambda bundle, _, auto_masks=None, **options: predict_table(bundle, row, **options),
     )
     out = tmp_path / "p.json"
     ran = CliRunner().invoke(app, ["predict", str(trained.bundle), str(patient), "--out", str(out)])
