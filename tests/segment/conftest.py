@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -57,36 +58,43 @@ TRAINED: dict[str, Any] = {
 }
 
 
-def _train(cohort: Cohort, out: Path, config: dict[str, Any]) -> None:
+# The pipeline's tests: TRAINED's masks (good enough livers for the registration that numbers
+# each zone after its tumour), without the specks among its lesions (left out, not measured).
+PIPELINE: dict[str, Any] = {**TRAINED, "inference": {"min_lesion_volume_ml": 1.0}}
+
+
+def _train(cohort: Cohort, out: Path) -> None:
+    """The ``TRAINED`` segmenter into ``out/seg``, and the same weights with ``PIPELINE``'s
+    inference settings into ``out/pipeline`` (inference is not part of training's weights)."""
     torch.set_num_threads(1)  # a session fixture is set up before the autouse one_thread
     found = fingerprint(cohort)
     result = train_segmenter(
         cohort,
-        plan(found, config),
+        plan(found, TRAINED),
         {task: measured.patients for task, measured in found.tasks.items()},
         checkpoint_dir=out / "checkpoint",
     )
-    save_segmenter(result, found, config, out / "seg")
+    save_segmenter(result, found, TRAINED, out / "seg")
+    inference = result.plan.inference.model_copy(update=PIPELINE["inference"])
+    pipeline = dataclasses.replace(
+        result, plan=result.plan.model_copy(update={"inference": inference})
+    )
+    save_segmenter(pipeline, found, PIPELINE, out / "pipeline")
 
 
 @pytest.fixture(scope="session")
 def trained_bundle(tiny_cohort: Cohort, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A segmenter of both tasks trained on the tiny cohort (about a minute on one thread),
     once per run. Shared: do not modify its files."""
-    return once_per_run(
-        tmp_path_factory, "seg-bundle", lambda out: _train(tiny_cohort, out, TRAINED)
-    ) / ("seg")
-
-
-# The pipeline's tests: TRAINED's masks (good enough livers for the registration that numbers
-# each zone after its tumour), without the specks among its lesions (left out, not measured).
-PIPELINE: dict[str, Any] = {**TRAINED, "inference": {"min_lesion_volume_ml": 1.0}}
+    return once_per_run(tmp_path_factory, "seg-bundles", lambda out: _train(tiny_cohort, out)) / (
+        "seg"
+    )
 
 
 @pytest.fixture(scope="session")
 def pipeline_segmenter(tiny_cohort: Cohort, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A segmenter trained on the tiny cohort with ``PIPELINE`` (about a minute on one
-    thread), once per run. Shared: do not modify its files."""
-    return once_per_run(
-        tmp_path_factory, "seg-pipeline", lambda out: _train(tiny_cohort, out, PIPELINE)
-    ) / ("seg")
+    """``trained_bundle``'s weights with ``PIPELINE``'s inference settings (trained with it,
+    once per run). Shared: do not modify its files."""
+    return once_per_run(tmp_path_factory, "seg-bundles", lambda out: _train(tiny_cohort, out)) / (
+        "pipeline"
+    )
