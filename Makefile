@@ -11,10 +11,13 @@ install: $(STAMP)
 
 # torch first: 2.13.0 is a CPU build on this machine's disk; a bare `torch` would download
 # a CUDA build of several GB.
+# --no-compile: Python compiles each module the first time it is imported instead, so the
+# install does not compile every file of torch and the rest (a fresh install here: 125 s
+# instead of 231 s).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --no-compile torch==2.13.0
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev,bench]'
 	touch $@
 
 DEMO := runs/demo
