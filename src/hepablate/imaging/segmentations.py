@@ -15,7 +15,13 @@ from matplotlib.path import Path as Polygon
 
 from hepablate.imaging.io import ImageReadError, Volume
 
-__all__ = ["read_dicom_seg", "read_rtstruct", "series_instances", "write_dicom_seg"]
+__all__ = [
+    "read_dicom_seg",
+    "read_rtstruct",
+    "series_datasets",
+    "series_instances",
+    "write_dicom_seg",
+]
 
 
 def series_instances(folder: Path) -> tuple[str, list[str]]:
@@ -93,6 +99,20 @@ def read_dicom_seg(seg_path: Path, reference: Volume, reference_folder: Path) ->
     return {label: _mask_volume(pixels[..., k] > 0, reference) for k, label in enumerate(labels)}
 
 
+def series_datasets(folder: Path) -> list[pydicom.Dataset]:
+    """The datasets of the DICOM series in ``folder``, in the order of its volume's slices
+    (the sources a DICOM-SEG references)."""
+    _, instances = series_instances(folder)
+    by_uid = {}
+    for path in folder.iterdir():
+        if path.is_file():
+            dataset = pydicom.dcmread(path)
+            if "SpecificCharacterSet" in dataset and not dataset.SpecificCharacterSet:
+                del dataset.SpecificCharacterSet  # empty in some exports; highdicom refuses it
+            by_uid[str(dataset.SOPInstanceUID)] = dataset
+    return [by_uid[uid] for uid in instances]
+
+
 def write_dicom_seg(
     masks: dict[str, Volume],
     reference_folder: Path,
@@ -109,15 +129,7 @@ def write_dicom_seg(
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    _, instances = series_instances(reference_folder)
-    by_uid = {}
-    for path in reference_folder.iterdir():
-        if path.is_file():
-            dataset = pydicom.dcmread(path)
-            if "SpecificCharacterSet" in dataset and not dataset.SpecificCharacterSet:
-                del dataset.SpecificCharacterSet  # empty in some exports; highdicom refuses it
-            by_uid[str(dataset.SOPInstanceUID)] = dataset
-    sources = [by_uid[uid] for uid in instances]
+    sources = series_datasets(reference_folder)
     names = list(masks)
     stacked = np.stack([masks[name].array.astype(bool) for name in names], axis=-1)
     if stacked.shape[:3] != (len(sources), sources[0].Rows, sources[0].Columns):

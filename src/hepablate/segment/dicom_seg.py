@@ -21,10 +21,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
-import pydicom
 
 from hepablate.imaging.io import Volume
-from hepablate.imaging.segmentations import series_instances
+from hepablate.imaging.segmentations import series_datasets
 from hepablate.segment.errors import SegmentError
 
 __all__ = ["SegSegment", "write_seg"]
@@ -55,19 +54,6 @@ def _hepablate_version() -> str:
         return "unknown"
 
 
-def _sources(folder: Path) -> list[pydicom.Dataset]:
-    """The series' datasets in the order of its volume's slices."""
-    _, instances = series_instances(folder)
-    by_uid = {}
-    for path in folder.iterdir():
-        if path.is_file():
-            dataset = pydicom.dcmread(path)
-            if "SpecificCharacterSet" in dataset and not dataset.SpecificCharacterSet:
-                del dataset.SpecificCharacterSet  # empty in some exports; highdicom refuses it
-            by_uid[str(dataset.SOPInstanceUID)] = dataset
-    return [by_uid[uid] for uid in instances]
-
-
 def write_seg(
     segments: list[SegSegment],
     scan: Volume,
@@ -84,7 +70,7 @@ def write_seg(
     kept = [s for s in segments if s.mask.any()]
     if not kept:
         raise ValueError("no segment has a voxel")
-    sources = _sources(series_folder)
+    sources = series_datasets(series_folder)
     shape = (len(sources), int(sources[0].Rows), int(sources[0].Columns))
     if scan.array.shape != shape:
         raise SegmentError(
